@@ -1,0 +1,1 @@
+"""tap-maptable: a Singer tap for MapTable, built with the Meltano Singer SDK."""

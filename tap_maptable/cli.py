@@ -1,0 +1,41 @@
+"""The `tap-maptable` command: the SDK's command line, with failures reported in one line.
+
+The SDK's own entry point lets an exception end in a traceback. A scheduled load's log should
+instead end with one line that says what went wrong, and exit non-zero; our exceptions (and the
+SDK's API errors we raise) already carry such a line, free of secrets.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import requests
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+
+from tap_maptable.errors import MapTableError, one_line
+from tap_maptable.tap import TapMapTable
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the tap's command line; exit 1 with a one-line error on failure."""
+    try:
+        code = TapMapTable.cli.main(args=argv, prog_name="tap-maptable", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.ClickException as exc:
+        _fail(exc.format_message(), code=exc.exit_code)
+    except ConfigValidationError as exc:
+        _fail("invalid config: " + "; ".join(exc.errors or [str(exc)]))
+    except (MapTableError, FatalAPIError, RetriableAPIError) as exc:
+        _fail(str(exc))
+    except requests.RequestException as exc:
+        _fail(f"network error talking to MapTable: {type(exc).__name__}")
+    except (OSError, ValueError) as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    sys.stderr.write(f"tap-maptable: error: {one_line(message, limit=500)}\n")
+    sys.exit(code or 1)

@@ -1,0 +1,64 @@
+"""The tap's own exceptions: each one's text is a single line that is safe to show a user.
+
+Safe means: it names the endpoint, the HTTP status, the API's `message` and `requestID`, and never
+a secret, a token or a whole response body. The command-line entry point prints exactly that line.
+"""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+
+class MapTableError(Exception):
+    """Base class: an error whose text is one line, fit for a user's terminal and logs."""
+
+
+class ConfigurationError(MapTableError):
+    """The settings, catalog or state cannot be used; raised before any request is sent."""
+
+
+class AuthenticationError(MapTableError, FatalAPIError):
+    """MapTable refused the app's credentials or tokens; retrying would not help."""
+
+
+class RateLimitExhaustedError(MapTableError, FatalAPIError):
+    """MapTable kept answering 429 after every wait the tap was willing to make."""
+
+
+class MapTableAPIError(MapTableError, FatalAPIError):
+    """A request failed in a way that retrying will not fix."""
+
+
+class TransientAPIError(MapTableError, RetriableAPIError):
+    """A request failed in a way that a later retry may fix (5xx, proxy page, cut-off body)."""
+
+
+class SegmentLoopError(MapTableError, FatalAPIError):
+    """The server sent a table segment the tap has already read: paging would never end."""
+
+
+def describe_failure(  # noqa: PLR0913 - each part is a field of the one-line message
+    *,
+    method: str,
+    path: str,
+    status: int | None,
+    message: str,
+    code: int | None = None,
+    request_id: str | None = None,
+) -> str:
+    """Build the one-line description every API error uses, so users can grep and report it."""
+    parts = [f"{method} {path}"]
+    if status is not None:
+        parts.append(f"HTTP {status}")
+    if code is not None:
+        parts.append(f"code {code}")
+    text = ", ".join(parts) + f": {one_line(message)}"
+    if request_id:
+        text += f" (requestID {request_id})"
+    return text
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Fold whitespace and cut long text: an error line must stay one readable line."""
+    folded = " ".join(str(text).split())
+    return folded if len(folded) <= limit else folded[: limit - 3] + "..."

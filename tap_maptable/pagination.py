@@ -1,0 +1,90 @@
+"""Paginators for MapTable's two ways of paging: numbered pages and row segments."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.pagination import BaseAPIPaginator, BasePageNumberPaginator
+
+from tap_maptable.envelope import read_envelope
+from tap_maptable.errors import SegmentLoopError
+
+if TYPE_CHECKING:
+    import requests
+
+
+class PageNumberPaginator(BasePageNumberPaginator):
+    """`page` (1-based) and `pageSize`; a full page means there may be more.
+
+    The documented workspaces endpoint shows no paging, so a server may ignore the parameters
+    and send everything on every page. The stream drops records it has already emitted, so such
+    a page yields nothing, and the SDK stops on a page with no records: at most one extra request.
+    """
+
+    def __init__(self, page_size: int) -> None:
+        """Start at page 1."""
+        super().__init__(start_value=1)
+        self.page_size = page_size
+
+    def has_more(self, response: requests.Response) -> bool:
+        """More pages may follow only a full page."""
+        detail = read_envelope(response).detail
+        return isinstance(detail, list) and len(detail) >= self.page_size
+
+
+class SegmentPaginator(BaseAPIPaginator[str | None]):
+    """`lastSegmentRowID` = the last row id received; `more: false` ends the table.
+
+    A server that sends a segment again (the same last row id), or cycles through segments,
+    would page forever: `check` raises a clear error before the repeated rows are emitted. It
+    remembers one small hash per segment, not the rows, so memory stays flat.
+    """
+
+    def __init__(self, table_id: str, start_value: str | None = None) -> None:
+        """Start after `start_value` (None: from the table's first segment)."""
+        super().__init__(start_value=start_value)
+        self.table_id = table_id
+        self._seen: set[int] = set()
+        if start_value is not None:
+            self._seen.add(hash(start_value))
+
+    def check(self, detail: dict[str, Any]) -> None:
+        """Raise SegmentLoopError if this segment ends where an earlier one ended."""
+        last = last_row_id(detail)
+        if last is None:
+            if detail.get("more"):
+                msg = (
+                    f"table {self.table_id}: the server sent an empty segment but says more "
+                    "rows follow; stopping instead of paging forever"
+                )
+                raise SegmentLoopError(msg)
+            return
+        key = hash(last)
+        if key in self._seen:
+            msg = (
+                f"table {self.table_id}: the server sent the segment ending at row {last} "
+                "again; stopping instead of paging forever (segment loop)"
+            )
+            raise SegmentLoopError(msg)
+        self._seen.add(key)
+
+    def has_more(self, response: requests.Response) -> bool:
+        """The server's `more` flag."""
+        return bool(_detail(response).get("more"))
+
+    def get_next(self, response: requests.Response) -> str | None:
+        """The last row id of this segment."""
+        return last_row_id(_detail(response))
+
+
+def last_row_id(detail: dict[str, Any]) -> str | None:
+    """The id of a segment's last row, or None for an empty segment."""
+    rows = detail.get("rows") or []
+    if not rows or not isinstance(rows[-1], dict) or rows[-1].get("id") is None:
+        return None
+    return str(rows[-1]["id"])
+
+
+def _detail(response: requests.Response) -> dict[str, Any]:
+    detail = read_envelope(response).detail
+    return detail if isinstance(detail, dict) else {}

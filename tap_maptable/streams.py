@@ -1,0 +1,296 @@
+"""The streams: workspaces, projects, table nodes, and one stream per MapTable table.
+
+Workspace details and first segments are read through the tap's `Directory`, so that discovery
+and sync in the same process never ask MapTable twice for the same thing.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from singer_sdk import typing as th
+
+from tap_maptable import api
+from tap_maptable.client import MapTableStream
+from tap_maptable.columns import (
+    UPDATED_AT,
+    Column,
+    name_columns,
+    parse_timestamp,
+    row_record,
+)
+from tap_maptable.errors import MapTableAPIError
+from tap_maptable.pagination import PageNumberPaginator, SegmentPaginator, last_row_id
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+    from tap_maptable.discovery import TableRef
+    from tap_maptable.tap import TapMapTable
+
+# Ids are emitted as strings: the vendor shows ints, the Node SDK strings. One type fits both.
+_ID = th.StringType
+
+
+class TableGoneError(MapTableAPIError):
+    """A table named by the catalog or `table_ids` no longer exists (HTTP 404)."""
+
+
+class WorkspacesStream(MapTableStream):
+    """Every workspace the app can see (`GET /workspaces/`, paged by `page`/`pageSize`)."""
+
+    name = "workspaces"
+    path = api.WORKSPACES_PATH
+    primary_keys: ClassVar[list[str]] = ["type", "id"]  # ids are unique within a type only
+    replication_key = None
+    schema = th.PropertiesList(
+        th.Property("id", _ID, required=True),
+        th.Property("type", th.StringType, required=True),
+        th.Property("name", th.StringType),
+        th.Property("avatar", th.StringType),
+        th.Property("plan", th.StringType),
+    ).to_dict()
+
+    _seen: set[tuple[str, str]]
+
+    def get_new_paginator(self) -> PageNumberPaginator:
+        """Numbered pages of `page_size` workspaces."""
+        self._seen = set()
+        return PageNumberPaginator(self._tap.page_size)
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:  # noqa: ARG002
+        """`page` and `pageSize`."""
+        return {api.PAGE_PARAM: next_page_token or 1, api.PAGE_SIZE_PARAM: self._tap.page_size}
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+        """The workspace list, read once per run (discovery may already have read it)."""
+        yield from self._tap.directory.workspaces()
+
+    def fetch_all(self) -> list[dict[str, Any]]:
+        """Read every page from the API (used by the Directory)."""
+        return list(self.request_records(None))
+
+    def records_from_detail(self, detail: Any) -> Iterable[dict[str, Any]]:
+        """Workspaces not seen on an earlier page (a server that ignores paging repeats them)."""
+        for item in super().records_from_detail(detail):
+            record = {**item, "id": str(item.get("id")), "type": str(item.get("type"))}
+            key = (record["type"], record["id"])
+            if key not in self._seen:
+                self._seen.add(key)
+                yield record
+
+    def get_child_context(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:  # noqa: ARG002
+        """Projects are read per workspace."""
+        return {"workspaceType": record["type"], "workspaceId": record["id"]}
+
+
+class ProjectsStream(MapTableStream):
+    """Every project of every workspace, from the workspace detail."""
+
+    name = "projects"
+    path = api.WORKSPACE_DETAIL_PATH
+    parent_stream_type = WorkspacesStream
+    primary_keys: ClassVar[list[str]] = ["id"]
+    state_partitioning_keys: ClassVar[list[str]] = []
+    schema = th.PropertiesList(
+        th.Property("id", _ID, required=True),
+        th.Property("name", th.StringType),
+        th.Property("desc", th.StringType),
+        th.Property("icon", th.StringType),
+        th.Property("createTime", th.DateTimeType),
+        th.Property("updateTime", th.DateTimeType),
+        th.Property("memberCount", th.IntegerType),
+        th.Property(
+            "creator",
+            th.ObjectType(
+                th.Property("id", _ID),
+                th.Property("name", th.StringType),
+                th.Property("avatar", th.StringType),
+            ),
+        ),
+        th.Property("workspaceId", _ID, required=True),
+        th.Property("workspaceType", th.StringType, required=True),
+    ).to_dict()
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Projects of one workspace; the detail is fetched once and shared with table_nodes."""
+        assert context is not None  # noqa: S101 - a child stream always has its parent's context
+        detail = self._tap.directory.workspace_detail(
+            str(context["workspaceType"]), str(context["workspaceId"])
+        )
+        for project in detail.get("projects") or []:
+            if isinstance(project, dict):
+                yield {
+                    **project,
+                    "id": str(project.get("id")),
+                    "workspaceId": context["workspaceId"],
+                    "workspaceType": context["workspaceType"],
+                }
+
+    def fetch_detail(self, context: Context) -> dict[str, Any]:
+        """One workspace detail from the API (used by the Directory)."""
+        detail = self.request_one(context)
+        return detail if isinstance(detail, dict) else {}
+
+    def get_child_context(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:  # noqa: ARG002
+        """Table nodes come with the project: no further request."""
+        return {
+            "projectId": record["id"],
+            "workspaceId": record["workspaceId"],
+            "workspaceType": record["workspaceType"],
+            "tableNodes": record.get("tableNodes") or [],
+        }
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:  # noqa: ARG002
+        """Table nodes are their own stream; the project record does not repeat them."""
+        return {key: value for key, value in row.items() if key != "tableNodes"}
+
+
+class TableNodesStream(MapTableStream):
+    """Every table node (`table`, `bigTable`, `group`) of every project."""
+
+    name = "table_nodes"
+    path = api.WORKSPACE_DETAIL_PATH
+    parent_stream_type = ProjectsStream
+    primary_keys: ClassVar[list[str]] = ["id"]
+    state_partitioning_keys: ClassVar[list[str]] = []
+    schema = th.PropertiesList(
+        th.Property("id", _ID, required=True),
+        th.Property("name", th.StringType),
+        th.Property("type", th.StringType),
+        th.Property("subscribed", th.BooleanType),
+        th.Property("published", th.BooleanType),
+        th.Property("createTime", th.DateTimeType),
+        th.Property("projectId", _ID, required=True),
+        th.Property("workspaceId", _ID, required=True),
+        th.Property("workspaceType", th.StringType, required=True),
+    ).to_dict()
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The nodes the parent project carried; this stream sends no request."""
+        assert context is not None  # noqa: S101 - a child stream always has its parent's context
+        for node in context.get("tableNodes") or []:
+            if isinstance(node, dict):
+                yield {
+                    **node,
+                    "id": str(node.get("id")),
+                    "projectId": context["projectId"],
+                    "workspaceId": context["workspaceId"],
+                    "workspaceType": context["workspaceType"],
+                }
+
+
+class TableRowsStream(MapTableStream):
+    """The rows of one MapTable table, read segment by segment, incremental on `_updated_at`."""
+
+    primary_keys: ClassVar[list[str]] = ["_row_id"]
+    replication_key = UPDATED_AT
+    is_sorted = False  # segments come in row-id order, not update order
+    path = api.TABLE_SEGMENT_PATH
+
+    def __init__(
+        self,
+        tap: TapMapTable,
+        table: TableRef,
+        schema: dict[str, Any],
+        columns: list[Column] | None = None,
+    ) -> None:
+        """A stream for `table`, with the schema from discovery or from the input catalog."""
+        self.table = table
+        self._columns = columns
+        self._resume_after: str | None = None
+        self._paginator: SegmentPaginator | None = None
+        self._starting: datetime | None = None
+        super().__init__(tap=tap, name=table.stream_name, schema=schema)
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """FULL_TABLE syncs announce a table version, so targets can drop deleted rows."""
+        return bool(self.config.get("emit_activate_version_messages", True))
+
+    def get_url(self, context: Context | None) -> str:  # noqa: ARG002
+        """The table's segment endpoint."""
+        return self.url_base + self.path.format(tableId=self.table.table_id)
+
+    def get_new_paginator(self) -> SegmentPaginator:
+        """Segments after `_resume_after` (the last row of a segment read during discovery)."""
+        self._paginator = SegmentPaginator(self.table.table_id, start_value=self._resume_after)
+        return self._paginator
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:  # noqa: ARG002
+        """`lastSegmentRowID` after the first segment."""
+        return {api.LAST_SEGMENT_ROW_PARAM: next_page_token} if next_page_token else {}
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Every row, starting with a first segment discovery already read, if any."""
+        self._starting = self.get_starting_timestamp(context)
+        first = self._tap.directory.take_first_segment(self.table.table_id)
+        self._resume_after = None
+        try:
+            if first is not None:
+                self._paginator = SegmentPaginator(self.table.table_id)
+                yield from self.records_from_detail(first)
+                if not first.get("more"):
+                    return
+                self._resume_after = last_row_id(first)
+            yield from super().get_records(context)
+        except TableGoneError as exc:
+            self.logger.warning("Skipping %s: %s", self.name, exc)
+
+    def validate_response(self, response: requests.Response) -> None:
+        """A table deleted since discovery is a warning for this stream, not a failed run."""
+        if response.status_code == HTTPStatus.NOT_FOUND:
+            msg = f"table {self.table.table_id} ({self.table.name!r}) no longer exists (HTTP 404)"
+            raise TableGoneError(msg)
+        super().validate_response(response)
+
+    def records_from_detail(self, detail: Any) -> Iterable[dict[str, Any]]:
+        """Rows of one segment; the first segment also brings the columns."""
+        if not isinstance(detail, dict):
+            return
+        if self._paginator is not None:
+            self._paginator.check(detail)
+        if isinstance(detail.get("columns"), list):
+            self._set_columns(name_columns(detail["columns"]))
+        columns = self._columns or []
+        for row in detail.get("rows") or []:
+            if isinstance(row, dict):
+                yield row_record(row, columns)
+
+    def post_process(
+        self,
+        row: dict[str, Any],
+        context: Context | None = None,  # noqa: ARG002
+    ) -> dict[str, Any] | None:
+        """Emit rows updated at or after the bookmark; a row with no update time, always.
+
+        The API cannot filter by time, so every segment is read and the filter is applied here.
+        """
+        if self.replication_method != "INCREMENTAL" or self._starting is None:
+            return row
+        updated = row.get(UPDATED_AT)
+        if updated is None:
+            return row
+        return row if parse_timestamp(updated) >= self._starting else None
+
+    def first_segment(self) -> dict[str, Any]:
+        """The table's first segment from the API (used by the Directory during discovery)."""
+        detail = self.request_one(None)
+        return detail if isinstance(detail, dict) else {}
+
+    def _set_columns(self, columns: list[Column]) -> None:
+        known = set(self.schema.get("properties", {}))
+        new = [column.prop_name for column in columns if column.prop_name not in known]
+        if new and self._columns is None and known:
+            self.logger.warning(
+                "%s: columns %s are not in the catalog (added or renamed since discovery); "
+                "run discovery again to extract them.",
+                self.name,
+                ", ".join(repr(name) for name in new),
+            )
+        self._columns = columns

@@ -1,0 +1,244 @@
+"""The MapTable tap: settings, the run's shared HTTP machinery, and stream discovery."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from importlib import metadata
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from tap_maptable.auth import MapTableAuthenticator
+from tap_maptable.columns import name_columns, row_schema
+from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef
+from tap_maptable.streams import (
+    ProjectsStream,
+    TableNodesStream,
+    TableRowsStream,
+    WorkspacesStream,
+)
+from tap_maptable.throttle import BudgetSpec, RequestBudget, throttled_session
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import requests
+    from singer_sdk.streams import Stream
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tap-maptable")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+class TapMapTable(Tap):
+    """Singer tap for MapTable: workspaces, projects, table nodes and every table's rows."""
+
+    name = "tap-maptable"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "app_id",
+            th.StringType(min_length=1),
+            required=True,
+            title="App ID",
+            description="The MapTable app's id (from the app's profile page).",
+        ),
+        th.Property(
+            "app_secret",
+            th.StringType(min_length=1),
+            required=True,
+            secret=True,
+            title="App secret",
+            description="The MapTable app's secret. Never logged or printed.",
+        ),
+        th.Property(
+            "api_url",
+            th.URIType,
+            default="https://maptable.com",
+            title="API URL",
+            description="Base URL of the MapTable API (another host for self-hosted or "
+            "regional MapTable, or the sandbox).",
+        ),
+        th.Property(
+            "requests_per_minute",
+            th.IntegerType(minimum=1),
+            default=60,
+            title="Requests per minute",
+            description="The app's request budget, over every endpoint (token calls "
+            "included). MapTable allows 60 per app; lower it to leave room for other clients.",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType(minimum=1, maximum=1000),
+            default=100,
+            title="Page size",
+            description="Workspaces asked for per page.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            title="Start date",
+            description="Earliest row update time to extract on the first run (RFC 3339). "
+            "Rows with no update time are always extracted.",
+        ),
+        th.Property(
+            "user_agent",
+            th.StringType,
+            title="User agent",
+            description="User-Agent header to send (default: tap-maptable/<version>).",
+        ),
+        th.Property(
+            "table_ids",
+            th.ArrayType(th.StringType(min_length=1)),
+            title="Table ids",
+            description="Only discover and sync these tables (ids of table or bigTable "
+            "nodes). Default: every table the app can see.",
+        ),
+        th.Property(
+            "request_timeout",
+            th.IntegerType(minimum=1),
+            default=60,
+            title="Request timeout",
+            description="Seconds to wait for an answer before a request counts as failed "
+            "and is retried.",
+        ),
+        th.Property(
+            "rate_limit_window_seconds",
+            th.NumberType(exclusive_minimum=0),
+            default=60,
+            title="Rate limit window",
+            description="Length of the rate-limit window in seconds. MapTable's is 60; "
+            "change it only to test against a sandbox with a scaled-down window.",
+        ),
+    ).to_dict()
+
+    # -- the run's shared machinery: one budget, one session, one authenticator ---------------
+
+    @cached_property
+    def budget(self) -> RequestBudget:
+        """The app's request budget: every HTTP request of the run passes it."""
+        return RequestBudget(
+            BudgetSpec(
+                limit=int(self.config.get("requests_per_minute", 60)),
+                window_s=float(self.config.get("rate_limit_window_seconds", 60)),
+                key=self.app_key,
+            )
+        )
+
+    @cached_property
+    def http_session(self) -> requests.Session:
+        """The session every stream sends its requests through."""
+        return throttled_session(self.budget)
+
+    @cached_property
+    def authenticator(self) -> MapTableAuthenticator:
+        """The one authenticator of the run, shared by every stream (one login per run)."""
+        return MapTableAuthenticator(
+            api_url=self.api_url,
+            app_id=str(self.config["app_id"]),
+            app_secret=str(self.config["app_secret"]),
+            session=throttled_session(self.budget),
+            timeout=float(self.config.get("request_timeout", 60)),
+        )
+
+    @cached_property
+    def directory(self) -> Directory:
+        """What the run has learned about workspaces and tables."""
+        return Directory(self)
+
+    @property
+    def api_url(self) -> str:
+        """The API root without a trailing slash."""
+        return str(self.config.get("api_url") or "https://maptable.com").rstrip("/")
+
+    @property
+    def app_key(self) -> str:
+        """Who the budget belongs to: the API's scheme, host and port, and the app id."""
+        parts = urlsplit(self.api_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.scheme}://{parts.hostname}:{port}/{self.config['app_id']}"
+
+    @property
+    def page_size(self) -> int:
+        """Workspaces per page."""
+        return int(self.config.get("page_size", 100))
+
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent of every request."""
+        return str(self.config.get("user_agent") or f"tap-maptable/{_version()}")
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def discover_streams(self) -> Sequence[Stream]:
+        """The fixed streams, then one stream per table.
+
+        With an input catalog, table streams are built from it and nothing is asked of the API:
+        the SDK calls this method even when a catalog is given, and re-discovering every table
+        would cost one request per table on every run.
+        """
+        streams: list[Stream] = [
+            WorkspacesStream(self),
+            ProjectsStream(self),
+            TableNodesStream(self),
+        ]
+        if self.input_catalog is not None:
+            streams.extend(self._table_streams_from_catalog())
+        else:
+            streams.extend(self._discover_table_streams())
+        return streams
+
+    def _discover_table_streams(self) -> list[TableRowsStream]:
+        streams = []
+        for table in self.directory.tables():
+            first = self.directory.first_segment(table)
+            columns = name_columns(list(first.get("columns") or []))
+            schema = row_schema(columns)
+            schema["description"] = table.description
+            streams.append(TableRowsStream(self, table, schema=schema, columns=columns))
+        return streams
+
+    def _table_streams_from_catalog(self) -> list[TableRowsStream]:
+        assert self.input_catalog is not None  # noqa: S101 - checked by the caller
+        tables = []
+        for entry in self.input_catalog.values():
+            if not entry.tap_stream_id.startswith(STREAM_PREFIX):
+                continue
+            schema = entry.schema.to_dict()
+            table = TableRef(
+                table_id=entry.tap_stream_id.removeprefix(STREAM_PREFIX),
+                name=str(schema.get("description") or ""),
+            )
+            tables.append((table, schema))
+        wanted = {
+            t.table_id for t in self.limit_to_table_ids([t for t, _ in tables], "in the catalog")
+        }
+        return [
+            TableRowsStream(self, table, schema=schema)
+            for table, schema in tables
+            if table.table_id in wanted
+        ]
+
+    def limit_to_table_ids(self, tables: list[TableRef], what: str) -> list[TableRef]:
+        """Keep the tables named by `table_ids` (all when unset); warn about unknown ids."""
+        wanted = self.config.get("table_ids")
+        if not wanted:
+            return tables
+        known = {table.table_id for table in tables}
+        for missing in sorted(set(wanted) - known):
+            self.logger.warning(
+                "table_ids names table %s, which is not %s; skipping it (the other tables "
+                "are extracted as usual).",
+                missing,
+                what,
+            )
+        return [table for table in tables if table.table_id in set(wanted)]
+
+
+if __name__ == "__main__":
+    TapMapTable.cli()
