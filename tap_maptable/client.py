@@ -179,10 +179,13 @@ class MapTableStream(RESTStream[Any]):
     def backoff_handler(self, details: Details) -> None:
         """Log one line per retry: what failed, and when the next try goes."""
         exc = details.get("exception")
-        reason = str(exc) if isinstance(exc, TransientAPIError) else type(exc).__name__
+        reason = (
+            str(exc)
+            if isinstance(exc, TransientAPIError)
+            else f"{type(exc).__name__} on {self.name}"
+        )
         self.logger.warning(
-            "Retrying %s in %.1f s (try %d of %d): %s",
-            self.path,
+            "Retrying in %.1f s (try %d of %d) after: %s",
             details.get("wait") or 0.0,
             details.get("tries", 0) + 1,
             self.backoff_max_tries(),

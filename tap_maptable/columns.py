@@ -42,7 +42,11 @@ _COORDINATE: Final[dict[str, Any]] = {
     "properties": {"lng": {"type": ["number", "null"]}, "lat": {"type": ["number", "null"]}},
 }
 # A type the tap has not seen yet: accept any JSON value, so a new column type never fails a sync.
-_ANY: Final[dict[str, Any]] = {}
+# (Not `{}`: the SDK's record conformance and most targets need a `type` to pick a column type;
+# with `object` and `array` listed, SQL targets store such a column as JSON.)
+_ANY: Final[dict[str, Any]] = {
+    "type": ["object", "array", "string", "number", "boolean", "null"],
+}
 
 _MISSING: Final = object()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.pagination import BaseAPIPaginator, BasePageNumberPaginator
+from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.pagination import PageNumberPaginator as SDKPageNumberPaginator
 
 from tap_maptable.envelope import read_envelope
 from tap_maptable.errors import SegmentLoopError
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     import requests
 
 
-class PageNumberPaginator(BasePageNumberPaginator):
+class PageNumberPaginator(SDKPageNumberPaginator):
     """`page` (1-based) and `pageSize`; a full page means there may be more.
 
     The documented workspaces endpoint shows no paging, so a server may ignore the parameters

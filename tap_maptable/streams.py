@@ -125,8 +125,9 @@ class ProjectsStream(MapTableStream):
         )
         for project in detail.get("projects") or []:
             if isinstance(project, dict):
+                # Table nodes are their own stream; the project record does not repeat them.
                 yield {
-                    **project,
+                    **{key: value for key, value in project.items() if key != "tableNodes"},
                     "id": str(project.get("id")),
                     "workspaceId": context["workspaceId"],
                     "workspaceType": context["workspaceType"],
@@ -138,17 +139,12 @@ class ProjectsStream(MapTableStream):
         return detail if isinstance(detail, dict) else {}
 
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:  # noqa: ARG002
-        """Table nodes come with the project: no further request."""
+        """Table nodes come with the project, in the same (kept) workspace detail."""
         return {
             "projectId": record["id"],
             "workspaceId": record["workspaceId"],
             "workspaceType": record["workspaceType"],
-            "tableNodes": record.get("tableNodes") or [],
         }
-
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:  # noqa: ARG002
-        """Table nodes are their own stream; the project record does not repeat them."""
-        return {key: value for key, value in row.items() if key != "tableNodes"}
 
 
 class TableNodesStream(MapTableStream):
@@ -172,9 +168,20 @@ class TableNodesStream(MapTableStream):
     ).to_dict()
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """The nodes the parent project carried; this stream sends no request."""
+        """The project's nodes, from the workspace detail its parent already read."""
         assert context is not None  # noqa: S101 - a child stream always has its parent's context
-        for node in context.get("tableNodes") or []:
+        detail = self._tap.directory.workspace_detail(
+            str(context["workspaceType"]), str(context["workspaceId"])
+        )
+        project = next(
+            (
+                p
+                for p in detail.get("projects") or []
+                if isinstance(p, dict) and str(p.get("id")) == context["projectId"]
+            ),
+            {},
+        )
+        for node in project.get("tableNodes") or []:
             if isinstance(node, dict):
                 yield {
                     **node,

@@ -21,6 +21,11 @@ from tap_maptable.streams import (
 )
 from tap_maptable.throttle import BudgetSpec, RequestBudget, throttled_session
 
+# Streams whose names are not `table_<tableId>`, although one of them starts the same way.
+FIXED_STREAMS = frozenset(
+    {WorkspacesStream.name, ProjectsStream.name, TableNodesStream.name},
+)
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -106,6 +111,15 @@ class TapMapTable(Tap):
             title="Request timeout",
             description="Seconds to wait for an answer before a request counts as failed "
             "and is retried.",
+        ),
+        th.Property(
+            "max_tries",
+            th.IntegerType(minimum=1, maximum=20),
+            default=6,
+            title="Tries per request",
+            description="How often a request that failed transiently (5xx, proxy error page, "
+            "dropped connection, timeout, cut-off JSON) is tried before the run fails. Rate "
+            "limiting (429) is waited out and never counts as a try.",
         ),
         th.Property(
             "rate_limit_window_seconds",
@@ -207,7 +221,9 @@ class TapMapTable(Tap):
         assert self.input_catalog is not None  # noqa: S101 - checked by the caller
         tables = []
         for entry in self.input_catalog.values():
-            if not entry.tap_stream_id.startswith(STREAM_PREFIX):
+            if entry.tap_stream_id in FIXED_STREAMS or not entry.tap_stream_id.startswith(
+                STREAM_PREFIX
+            ):
                 continue
             schema = entry.schema.to_dict()
             table = TableRef(

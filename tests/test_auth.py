@@ -1,0 +1,116 @@
+"""Tokens: one login per run, refresh before expiry, rotation, fallbacks, clear failures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+import pytest
+
+from maptable_sandbox import FaultPlan
+from tap_maptable.auth import as_bearer, token_expiry
+from tests.helpers import kinds, run_cli, sync, tap_config
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"Bearer {part({'alg': 'HS256'})}.{part(claims)}.c2ln"
+
+
+def test_tokens_are_sent_as_returned_and_prefixed_only_when_bare() -> None:
+    assert as_bearer("Bearer abc") == "Bearer abc"
+    assert as_bearer("bearer abc") == "bearer abc"
+    assert as_bearer("abc") == "Bearer abc"
+
+
+def test_expiry_comes_from_exp_claim_else_eight_hours() -> None:
+    assert token_expiry(_jwt({"exp": 1_700_000_123}), issued_at=0) == 1_700_000_123
+    assert token_expiry(_jwt({"iat": 5}), issued_at=100) == 100 + 8 * 3600
+    assert token_expiry("Bearer not-a-jwt", issued_at=100) == 100 + 8 * 3600
+
+
+def test_one_login_per_run_whatever_the_number_of_streams(sandbox) -> None:
+    run = sync(tap_config(sandbox))
+    counts = kinds(sandbox)
+    assert counts["auth"] == 1
+    assert counts["refresh"] == 0
+    assert not [e for e in sandbox.requests if e.status == 401]
+    assert len(run.rows) >= 4
+    assert {"workspaces", "projects", "table_nodes"} <= set(run.records)
+
+
+def test_refreshes_before_expiry_and_keeps_the_rotated_refresh_token(make_sandbox) -> None:
+    # Tokens live 2 s; a paced run of ~4 s must refresh at least twice, each time with the
+    # refresh token of the previous refresh (the sandbox kills used ones), with no 401 at all.
+    sandbox = make_sandbox(token_ttl=2.0, rate_limit=10, rate_window=1.0, segment_size=10)
+    run = sync(
+        tap_config(sandbox, requests_per_minute=10, rate_limit_window_seconds=1.0),
+    )
+    counts = kinds(sandbox)
+    assert counts["auth"] == 1
+    assert counts["refresh"] >= 2
+    assert not [e for e in sandbox.requests if e.status in (401, 429)]
+    assert run.records
+
+
+def test_token_without_exp_is_renewed_after_a_401_and_the_request_retried_once(
+    make_sandbox,
+) -> None:
+    # No `exp` claim: the tap assumes 8 hours, but the server expires the token after 1 s.
+    sandbox = make_sandbox(
+        token_ttl=1.0, include_exp=False, rate_limit=10, rate_window=1.0, segment_size=10
+    )
+    run = sync(tap_config(sandbox, requests_per_minute=10, rate_limit_window_seconds=1.0))
+    unauthorized = [e for e in sandbox.requests if e.status == 401]
+    counts = kinds(sandbox)
+    assert unauthorized, "the run was expected to outlive its first token"
+    # each 401 costs exactly one renewal (a refresh) and one resend
+    assert counts["refresh"] == len(unauthorized)
+    assert counts["auth"] == 1
+    assert len(run.records["workspaces"]) == 2
+
+
+def test_refused_refresh_falls_back_to_a_new_login(make_sandbox) -> None:
+    sandbox = make_sandbox(
+        token_ttl=2.0,
+        rate_limit=10,
+        rate_window=1.0,
+        faults=FaultPlan(rates={"refresh_reject": 1.0}, kinds_for=("refresh",)),
+    )
+    run = sync(tap_config(sandbox, requests_per_minute=10, rate_limit_window_seconds=1.0))
+    counts = kinds(sandbox)
+    assert counts["refresh"] >= 1
+    assert counts["auth"] == 1 + counts["refresh"]
+    assert run.records["workspaces"]
+
+
+def test_a_single_401_mid_run_is_renewed_and_retried(sandbox) -> None:
+    sandbox.set_faults(FaultPlan(schedule={4: "401"}))
+    run = sync(tap_config(sandbox))
+    statuses = [e.status for e in sandbox.requests]
+    assert statuses.count(401) == 1
+    assert kinds(sandbox)["refresh"] == 1
+    assert len(run.records["workspaces"]) == 2
+
+
+def test_a_second_refusal_is_a_clear_fatal_error(sandbox, caplog) -> None:
+    sandbox.set_faults(FaultPlan(rates={"401": 1.0}, kinds_for=("workspaces",)))
+    caplog.set_level(logging.INFO)
+    with pytest.raises(Exception, match="authentication failed") as info:
+        sync(tap_config(sandbox))
+    assert "token expired" in str(info.value)
+    assert kinds(sandbox)["workspaces"] == 2  # the request and its one retry, nothing more
+
+
+def test_wrong_secret_ends_the_run_at_once_with_one_line(sandbox) -> None:
+    config = {**tap_config(sandbox), "app_secret": "wrong-secret-value"}
+    run = run_cli(["--discover"], config)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("tap-maptable: error: authentication failed: invalid appId or appSecret")
+    assert "Traceback" not in run.stderr
+    assert kinds(sandbox) == {"auth": 1}
+    assert "wrong-secret-value" not in run.stderr

@@ -1,0 +1,82 @@
+"""The request budget: no window over the limit, the budget fully used, 429s waited out."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+
+from maptable_sandbox import FaultPlan
+from tap_maptable.throttle import BudgetSpec, RequestBudget, retry_after_seconds
+from tests.helpers import APP_ID, APP_SECRET, kinds, max_in_window, sync, tap_config
+
+LIMIT, WINDOW = 10, 2.0
+
+
+def _strict(make_sandbox, **data):
+    return make_sandbox(rate_limit=LIMIT, rate_window=WINDOW, **data)
+
+
+def _paced(sandbox, **extra):
+    return tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW, **extra)
+
+
+def test_strict_limiter_sees_no_429_and_no_window_over_the_limit(make_sandbox) -> None:
+    sandbox = _strict(make_sandbox, workspaces=3, segment_size=10, rows_per_table=40)
+    run = sync(_paced(sandbox))
+    log = sandbox.requests
+    assert len(log) > 3 * LIMIT, "the run must be long enough to need pacing"
+    assert not [e for e in log if e.status == 429]
+    assert max_in_window([e.t for e in log], WINDOW) <= LIMIT
+    assert kinds(sandbox)["auth"] == 1  # counted by the sandbox's limiter like any request
+    assert run.tap is not None
+    assert run.tap.budget.acquired == len(log)
+
+
+def test_a_small_run_uses_the_budget_without_waiting(make_sandbox) -> None:
+    sandbox = _strict(make_sandbox, workspaces=1, projects_per_workspace=1, tables_per_project=1)
+    run = sync(_paced(sandbox))
+    assert len(sandbox.requests) < LIMIT
+    assert run.tap is not None
+    assert run.tap.budget.waits == 0
+
+
+def test_retry_after_is_honoured_and_not_counted_as_a_failure(sandbox, caplog) -> None:
+    # Five 429s in a row on one request, with max_tries=2: rate limiting is not failure.
+    sandbox.set_faults(FaultPlan(schedule=dict.fromkeys(range(3, 8), "429")))
+    caplog.set_level(logging.WARNING)
+    run = sync(tap_config(sandbox, max_tries=2))
+    assert [e.status for e in sandbox.requests].count(429) == 5
+    warnings = [r for r in caplog.records if "429" in r.getMessage()]
+    assert len(warnings) == 5
+    assert len(run.records["workspaces"]) == 2
+
+
+def test_another_client_of_the_app_is_waited_out(make_sandbox) -> None:
+    sandbox = _strict(make_sandbox, workspaces=1, projects_per_workspace=1, tables_per_project=1)
+    # Someone else spends the whole window just before the tap starts.
+    for _ in range(LIMIT):
+        requests.post(
+            sandbox.url + "/open/api/v1/auth/",
+            json={"appId": APP_ID, "appSecret": APP_SECRET},
+            timeout=5,
+        )
+    run = sync(_paced(sandbox))
+    assert run.records["workspaces"]
+    assert max_in_window([e.t for e in sandbox.requests if e.status != 429], WINDOW) <= LIMIT
+    assert [e.status for e in sandbox.requests].count(429) <= 2
+
+
+def test_retry_after_parsing() -> None:
+    assert retry_after_seconds({"Retry-After": "3"}) == 3.0
+    assert retry_after_seconds({}) is None
+    assert retry_after_seconds({"Retry-After": "soon"}) is None
+
+
+def test_budget_admits_the_limit_at_once_then_paces() -> None:
+    budget = RequestBudget(BudgetSpec(limit=5, window_s=0.5, key="unit"))
+    for _ in range(5):
+        budget.acquire()
+    assert budget.waits == 0
+    budget.acquire()
+    assert budget.waits == 1
