@@ -1,0 +1,400 @@
+"""The fake MapTable Open API: routing, envelopes, auth, rate limit, faults and the endpoints.
+
+Transport-free on purpose: ``ApiApp.dispatch`` maps an ``HttpRequest`` to an ``HttpResponse``, and
+``server.py`` only moves bytes. Every path, code and message lives in this module's constants.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from maptable_sandbox.config import RequestLogEntry, SandboxConfig
+from maptable_sandbox.data import Dataset
+from maptable_sandbox.faults import NGINX_502, REPLACING, FaultInjector
+from maptable_sandbox.ratelimit import SlidingWindowLimiter
+from maptable_sandbox.tokens import EXPIRED, REFRESH_INVALID, TokenError, TokenRegistry
+
+API = "/open/api/v1"
+AUTH_PATH = f"{API}/auth/"
+REFRESH_PATH = f"{API}/token/refresh/"
+WORKSPACES_PATH = f"{API}/workspaces/"
+WORKSPACE_RE = re.compile(rf"{API}/workspaces/(?P<type>[^/]+)/(?P<id>[^/]+)/")
+ROLES_RE = re.compile(rf"{API}/workspaces/(?P<type>[^/]+)/(?P<id>[^/]+)/roles/")
+ROWS_RE = re.compile(rf"{API}/tablenodes/(?P<table>[^/]+)/partial/")
+
+JSON_TYPE = "application/json; charset=utf-8"
+HTTP_OK, HTTP_BAD, HTTP_UNAUTH, HTTP_NOT_FOUND, HTTP_METHOD = 200, 400, 401, 404, 405
+HTTP_TOO_MANY, HTTP_ERROR, HTTP_BAD_GATEWAY, HTTP_UNAVAILABLE = 429, 500, 502, 503
+
+BAD_CREDENTIALS = (40101, "invalid appId or appSecret")
+BAD_PAGING = (40000, "invalid page or pageSize")
+BAD_CURSOR = (40001, "invalid lastSegmentRowID")
+GROUP_NODE = (40002, "table node is a group and has no rows")
+NOT_FOUND = (40400, "not found")
+BAD_METHOD = (40500, "method not allowed")
+TOO_MANY = (42900, "too many requests")
+SERVER_ERROR = (50000, "internal server error")
+RETRY_CODE = (50001, "internal error, please retry")
+UNAVAILABLE = (50300, "service unavailable")
+CYCLE_AFTER = 3  # "cycle": once segment 3 was served, serve segment 2 again
+METHODS = {"auth": "POST", "refresh": "POST"}
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """What the handler read off the wire."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    t: float
+
+
+@dataclass
+class HttpResponse:
+    """What to write back; ``drop`` closes the connection instead, ``delay`` sleeps first."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = JSON_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+    delay: float = 0.0
+
+
+def dumps(payload: Any) -> bytes:
+    """Compact UTF-8 JSON, the fast path for big segments."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def envelope(status: int, code: int, message: str, detail: Any = None) -> HttpResponse:
+    """A response in the API's envelope, with a fresh requestID."""
+    body = {
+        "code": code,
+        "message": message,
+        "detail": detail,
+        "extra": None,
+        "requestID": uuid.uuid4().hex,
+    }
+    return HttpResponse(status, dumps(body))
+
+
+def segment_response(head: dict[str, Any], rows: list[str], tail: dict[str, Any]) -> HttpResponse:
+    """Success envelope around rows that are already JSON text: splice, do not re-serialise.
+
+    Key order matches ``ok()``: code, message, detail (head, rows, tail), extra, requestID.
+    """
+    parts = [
+        '{"code":0,"message":"OK","detail":',
+        dumps(head).decode()[:-1],
+        ',"rows":[',
+        ",".join(rows),
+        "]",
+        "".join(f",{dumps(k).decode()}:{dumps(v).decode()}" for k, v in tail.items()),
+        f'}},"extra":null,"requestID":"{uuid.uuid4().hex}"}}',
+    ]
+    return HttpResponse(HTTP_OK, "".join(parts).encode())
+
+
+def ok(detail: Any) -> HttpResponse:
+    """Success envelope."""
+    return envelope(HTTP_OK, 0, "OK", detail)
+
+
+def error(status: int, code_message: tuple[int, str]) -> HttpResponse:
+    """Failure envelope from one of the ``(code, message)`` constants."""
+    return envelope(status, code_message[0], code_message[1])
+
+
+class RequestLog:
+    """Thread-safe in-memory log, mirrored line by line to an optional JSONL file."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        """Open the JSONL file (append) if a path is given."""
+        self._lock = threading.Lock()
+        self._entries: list[RequestLogEntry] = []
+        self._file: IO[str] | None = None
+        if path is not None:
+            self._file = Path(path).open("a", encoding="utf-8")  # noqa: SIM115
+
+    def add(self, entry: RequestLogEntry) -> None:
+        """Record one request; the file is flushed per line so a killed sandbox loses nothing."""
+        with self._lock:
+            self._entries.append(entry)
+            if self._file is not None:
+                self._file.write(entry.to_json() + "\n")
+                self._file.flush()
+
+    def entries(self) -> list[RequestLogEntry]:
+        """A copy of the entries so far."""
+        with self._lock:
+            return list(self._entries)
+
+    def reset(self) -> None:
+        """Forget the in-memory entries (the file keeps its history)."""
+        with self._lock:
+            self._entries.clear()
+
+    def close(self) -> None:
+        """Close the file, if any."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def route(path: str) -> tuple[str, dict[str, str]]:
+    """Request kind and path parameters; trailing slashes are required, as on the real API."""
+    if path == AUTH_PATH:
+        return "auth", {}
+    if path == REFRESH_PATH:
+        return "refresh", {}
+    if path == WORKSPACES_PATH:
+        return "workspaces", {}
+    for kind, pattern in (("roles", ROLES_RE), ("workspace", WORKSPACE_RE), ("rows", ROWS_RE)):
+        match = pattern.fullmatch(path)
+        if match:
+            return kind, match.groupdict()
+    return "unknown", {}
+
+
+def _json_body(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _positive_int(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and int(text) >= 1 else None
+
+
+class ApiApp:
+    """State and behaviour of one sandbox's API (everything except sockets)."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        """Build dataset, token registry, limiter, injector and log from ``config``."""
+        self.config = config
+        self.data = Dataset(config)
+        self.tokens = TokenRegistry(
+            token_ttl=config.token_ttl,
+            refresh_ttl=config.refresh_ttl,
+            include_exp=config.include_exp,
+        )
+        self.limiter = SlidingWindowLimiter(config.rate_limit, config.rate_window)
+        self.faults = FaultInjector(config.faults)
+        self.log = RequestLog(config.request_log_path)
+
+    # ----- pipeline --------------------------------------------------------------------------
+
+    def dispatch(self, req: HttpRequest) -> HttpResponse:
+        """Rate limit first, then faults, then auth and the endpoint; log the outcome."""
+        kind, params = route(req.path)
+        fault = self.faults.pick(kind)
+        key = self._rate_key(kind, req)
+        rate_limited = False
+        if fault == "429":
+            response = error(HTTP_TOO_MANY, TOO_MANY)
+            response.headers["Retry-After"] = "1"
+        elif retry_after := self.limiter.admit(key):
+            fault, rate_limited = None, True
+            response = error(HTTP_TOO_MANY, TOO_MANY)
+            response.headers["Retry-After"] = str(retry_after)
+        else:
+            response, fault = self._admitted(kind, params, req, fault)
+        self.faults.commit(fault)
+        self.log.add(
+            RequestLogEntry(
+                t=req.t,
+                method=req.method,
+                path=req.path,
+                query=dict(req.query),
+                status=0 if response.drop else response.status,
+                app_id=None if key == "anonymous" else key,
+                kind=kind,
+                fault=fault,
+                rate_limited=rate_limited,
+            )
+        )
+        return response
+
+    def _admitted(
+        self, kind: str, params: dict[str, str], req: HttpRequest, fault: str | None
+    ) -> tuple[HttpResponse, str | None]:
+        if fault in REPLACING:
+            return _fault_response(fault), fault
+        response, loop = self._endpoint(kind, params, req)
+        if fault == "truncate":
+            cut = response.body[: len(response.body) // 2]
+            response = HttpResponse(HTTP_OK, cut, response.content_type, response.headers)
+        elif fault == "timeout":
+            response.delay = self.faults.plan.timeout_delay
+        return response, fault or loop
+
+    def _rate_key(self, kind: str, req: HttpRequest) -> str:
+        if kind == "auth":
+            body = _json_body(req.body) or {}
+            app_id = body.get("appId")
+            return app_id if isinstance(app_id, str) and app_id else "anonymous"
+        return self.tokens.app_of(req.headers.get("authorization")) or "anonymous"
+
+    def _endpoint(
+        self, kind: str, params: dict[str, str], req: HttpRequest
+    ) -> tuple[HttpResponse, str | None]:
+        """Run the endpoint; the second item names a segment-loop fault if one shaped the answer."""
+        early = self._unauthenticated(kind, req)
+        if early is not None:
+            return early, None
+        try:
+            self.tokens.check_access(req.headers.get("authorization"))
+        except TokenError as exc:
+            return envelope(HTTP_UNAUTH, exc.code, exc.message), None
+        if kind == "workspaces":
+            return self._workspaces(req.query), None
+        if kind == "rows":
+            return self._rows(params["table"], req.query)
+        return self._workspace(kind, params), None
+
+    def _unauthenticated(self, kind: str, req: HttpRequest) -> HttpResponse | None:
+        """Answers that need no access token: 404, 405, auth and refresh."""
+        if kind == "unknown":
+            return error(HTTP_NOT_FOUND, NOT_FOUND)
+        if req.method != METHODS.get(kind, "GET"):
+            return error(HTTP_METHOD, BAD_METHOD)
+        if kind == "auth":
+            return self._auth(req)
+        if kind == "refresh":
+            return self._refresh(req)
+        return None
+
+    # ----- endpoints -------------------------------------------------------------------------
+
+    def _auth(self, req: HttpRequest) -> HttpResponse:
+        body = _json_body(req.body) or {}
+        app_id, app_secret = body.get("appId"), body.get("appSecret")
+        if not isinstance(app_id, str) or self.config.apps.get(app_id) != app_secret:
+            return error(HTTP_UNAUTH, BAD_CREDENTIALS)
+        token, refresh = self.tokens.issue_pair(app_id)
+        return ok({"token": token, "refreshToken": refresh})
+
+    def _refresh(self, req: HttpRequest) -> HttpResponse:
+        body = _json_body(req.body) or {}
+        try:
+            token, refresh = self.tokens.rotate(
+                req.headers.get("authorization"), body.get("refreshtoken")
+            )
+        except TokenError as exc:
+            return envelope(HTTP_UNAUTH, exc.code, exc.message)
+        return ok({"token": token, "refreshToken": refresh})
+
+    def _workspaces(self, query: dict[str, str]) -> HttpResponse:
+        items = self.data.workspaces()
+        if self.config.paging == "ignore" or ("page" not in query and "pageSize" not in query):
+            return ok(items)
+        page = _positive_int(query.get("page", "1"))
+        size = _positive_int(query.get("pageSize", str(max(len(items), 1))))
+        if page is None or size is None:
+            return error(HTTP_BAD, BAD_PAGING)
+        return ok(items[(page - 1) * size : page * size])
+
+    def _workspace(self, kind: str, params: dict[str, str]) -> HttpResponse:
+        ws_id = _positive_int(params["id"])
+        if ws_id is None:
+            return error(HTTP_NOT_FOUND, NOT_FOUND)
+        try:
+            if kind == "roles":
+                return ok(self.data.workspace_roles(params["type"], ws_id))
+            return ok(self.data.workspace_detail(params["type"], ws_id))
+        except KeyError:
+            return error(HTTP_NOT_FOUND, NOT_FOUND)
+
+    def _rows(self, table_id: str, query: dict[str, str]) -> tuple[HttpResponse, str | None]:
+        data = self.data
+        if data.is_group(table_id):
+            return error(HTTP_BAD, GROUP_NODE), None
+        if not data.has_table(table_id):
+            return error(HTTP_NOT_FOUND, NOT_FOUND), None
+        head: dict[str, Any] = {"id": table_id, "type": data.table_info(table_id).type}
+        cursor = query.get("lastSegmentRowID", "")
+        if not cursor:
+            rows, more, _ = data.segment_json(table_id, -1, self.config.segment_size)
+            head |= {"segmentType": "segmentStart", "more": more}
+            tail = {"columns": data.columns(table_id), "views": data.views(table_id)}
+            return segment_response(head, rows, tail), None
+        index = data.parse_row_id(table_id, cursor)
+        if index is None:
+            return error(HTTP_BAD, BAD_CURSOR), None
+        rows, more, loop = self._next_segment(table_id, index)
+        head |= {"segmentType": "segmentFrame", "more": more}
+        return segment_response(head, rows, {}), loop
+
+    def _next_segment(self, table_id: str, index: int) -> tuple[list[str], bool, str | None]:
+        """Rows after ``index``, unless the plan's ``segment_loop`` makes the cursor misbehave."""
+        size = self.config.segment_size
+        mode = self.faults.plan.segment_loop
+        if mode == "repeat":  # the segment that ended at the cursor, again
+            rows, _, _ = self.data.segment_json(table_id, index - size, size, stop=index + 1)
+            return rows, True, "segment_loop:repeat"
+        if mode == "cycle":
+            ends = self._segment_ends(table_id, CYCLE_AFTER)
+            if len(ends) == CYCLE_AFTER and index >= ends[-1]:
+                rows, _, _ = self.data.segment_json(table_id, ends[0], size)
+                return rows, True, "segment_loop:cycle"
+        rows, more, _ = self.data.segment_json(table_id, index, size)
+        return rows, more, None
+
+    def _segment_ends(self, table_id: str, count: int) -> list[int]:
+        """Index of the last row of each of the first ``count`` honest segments."""
+        ends: list[int] = []
+        after = -1
+        for _ in range(count):
+            rows, _more, last = self.data.segment_json(table_id, after, self.config.segment_size)
+            if not rows:
+                break
+            ends.append(last)
+            after = last
+        return ends
+
+    # ----- run-time control ------------------------------------------------------------------
+
+    def issued_secrets(self) -> set[str]:
+        """App secrets plus every token issued, with and without the ``Bearer`` prefix."""
+        return set(self.config.apps.values()) | self.tokens.issued()
+
+    def close(self) -> None:
+        """Release the log file."""
+        self.log.close()
+
+
+_FAULT_ENVELOPES: dict[str, tuple[int, tuple[int, str]]] = {
+    "500": (HTTP_ERROR, SERVER_ERROR),
+    "503": (HTTP_UNAVAILABLE, UNAVAILABLE),
+    "code": (HTTP_OK, RETRY_CODE),
+    "401": (HTTP_UNAUTH, EXPIRED),
+    "refresh_reject": (HTTP_UNAUTH, REFRESH_INVALID),
+}
+
+
+def _fault_response(fault: str | None) -> HttpResponse:
+    """The answer of a fault that replaces the endpoint's answer."""
+    if fault == "drop":
+        return HttpResponse(0, drop=True)
+    if fault == "html502":
+        return HttpResponse(HTTP_BAD_GATEWAY, NGINX_502, "text/html")
+    status, code_message = _FAULT_ENVELOPES.get(fault or "500", (HTTP_ERROR, SERVER_ERROR))
+    return error(status, code_message)
+
+
+def request_time() -> float:
+    """Wall-clock arrival time recorded in the log."""
+    return time.time()

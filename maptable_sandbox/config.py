@@ -1,0 +1,181 @@
+"""Plain dataclasses that configure the sandbox and describe what it saw.
+
+They live apart from the server so that the tap's tests, the CLI and the admin endpoints can share
+them without importing any HTTP machinery, and so that every one of them round-trips through JSON
+(the CLI takes a fault plan as JSON, the request log is written as JSON lines).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: Every fault the sandbox knows how to inject (see ``faults.py``).
+FAULT_KINDS: frozenset[str] = frozenset(
+    {"500", "503", "html502", "drop", "timeout", "truncate", "code", "429", "401", "refresh_reject"}
+)
+#: Request kinds, as logged and as named in ``FaultPlan.kinds_for``.
+REQUEST_KINDS: tuple[str, ...] = (
+    "auth",
+    "refresh",
+    "workspaces",
+    "workspace",
+    "roles",
+    "rows",
+    "unknown",
+)
+SEGMENT_LOOPS: tuple[str | None, ...] = (None, "repeat", "cycle")
+THIRTY_DAYS = 30 * 86400.0
+
+
+def _fail(message: str) -> None:
+    """Raise ``ValueError``; kept apart so validators stay one-liners."""
+    raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What goes wrong, and when.
+
+    Attributes:
+        rates: Fault kind -> probability per eligible request (their sum must not exceed 1).
+        schedule: 1-based number of the API request (counted since the plan was installed) ->
+            fault kind; applies whatever the request's kind.
+        seed: Seed of the RNG behind ``rates``, so a given request sequence faults the same way.
+        kinds_for: Request kinds eligible for ``rates``.
+        timeout_delay: Seconds the "timeout" fault sleeps before answering normally.
+        segment_loop: None, "repeat" or "cycle": a server whose segment cursor misbehaves.
+        max_faults: Cap on injected faults (``None``: no cap).
+    """
+
+    rates: dict[str, float] = field(default_factory=dict)
+    schedule: dict[int, str] = field(default_factory=dict)
+    seed: int = 0
+    kinds_for: tuple[str, ...] = ("workspaces", "workspace", "rows")
+    timeout_delay: float = 3.0
+    segment_loop: str | None = None
+    max_faults: int | None = None
+
+    def __post_init__(self) -> None:
+        """Reject plans that would silently do nothing, such as a misspelt fault kind."""
+        unknown = (set(self.rates) | set(self.schedule.values())) - FAULT_KINDS
+        if unknown:
+            _fail(f"unknown fault kind(s): {sorted(unknown)}")
+        if any(not 0.0 <= r <= 1.0 for r in self.rates.values()) or sum(self.rates.values()) > 1.0:
+            _fail("fault rates must lie in [0, 1] and sum to at most 1")
+        if set(self.kinds_for) - set(REQUEST_KINDS):
+            _fail(f"unknown request kind(s) in kinds_for: {self.kinds_for}")
+        if self.segment_loop not in SEGMENT_LOOPS:
+            _fail(f"segment_loop must be one of {SEGMENT_LOOPS}")
+        if any(n < 1 for n in self.schedule):
+            _fail("schedule keys are 1-based request numbers")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (schedule keys become strings, as JSON requires)."""
+        data = asdict(self)
+        data["schedule"] = {str(k): v for k, v in self.schedule.items()}
+        data["kinds_for"] = list(self.kinds_for)
+        return data
+
+    def to_json(self) -> str:
+        """Serialise for the CLI's ``--faults`` and the admin ``/_sandbox/faults`` endpoint."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultPlan:
+        """Build from a JSON-decoded dict; missing keys take their defaults."""
+        kwargs = dict(data)
+        if "schedule" in kwargs:
+            kwargs["schedule"] = {int(k): str(v) for k, v in kwargs["schedule"].items()}
+        if "kinds_for" in kwargs:
+            kwargs["kinds_for"] = tuple(kwargs["kinds_for"])
+        if "rates" in kwargs:
+            kwargs["rates"] = {str(k): float(v) for k, v in kwargs["rates"].items()}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> FaultPlan:
+        """Inverse of ``to_json``."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            _fail("a fault plan must be a JSON object")
+        return cls.from_dict(data)
+
+
+def _default_apps() -> dict[str, str]:
+    """One app, matching the CLI default, so ``SandboxConfig()`` just works."""
+    return {"app-1": "secret-1"}
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything that shapes one sandbox server; see the package docstring for the semantics."""
+
+    apps: dict[str, str] = field(default_factory=_default_apps)
+    rate_limit: int = 60
+    rate_window: float = 60.0
+    token_ttl: float = 28800.0
+    refresh_ttl: float = THIRTY_DAYS
+    include_exp: bool = True
+    paging: Literal["honour", "ignore"] = "honour"
+    workspaces: int = 2
+    projects_per_workspace: int = 2
+    tables_per_project: int = 2
+    rows_per_table: int = 50
+    table_rows: dict[str, int] = field(default_factory=dict)
+    segment_size: int = 100
+    seed: int = 0
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    request_log_path: str | Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        """Fail at construction rather than with a confusing server error later."""
+        if not self.apps:
+            _fail("at least one app is required")
+        if self.paging not in ("honour", "ignore"):
+            _fail("paging must be 'honour' or 'ignore'")
+        if self.rate_limit < 0 or self.rate_window <= 0:
+            _fail("rate_limit must be >= 0 and rate_window > 0")
+        if self.segment_size < 1:
+            _fail("segment_size must be >= 1")
+        counts = (self.workspaces, self.projects_per_workspace, self.tables_per_project)
+        if (
+            min(counts) < 0
+            or self.rows_per_table < 0
+            or min(self.table_rows.values(), default=0) < 0
+        ):
+            _fail("counts must be >= 0")
+        if self.token_ttl <= 0 or self.refresh_ttl <= 0 or math.isnan(self.token_ttl):
+            _fail("token lifetimes must be > 0")
+
+
+@dataclass(frozen=True)
+class RequestLogEntry:
+    """One API request as the sandbox saw it; ``status`` 0 means the connection was dropped."""
+
+    t: float
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    app_id: str | None
+    kind: str
+    fault: str | None
+    rate_limited: bool
+
+    def to_json(self) -> str:
+        """One line of the JSONL request log."""
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RequestLogEntry:
+        """Inverse of ``to_json``, for tests that read the log of a sandbox subprocess."""
+        data = json.loads(text)
+        return cls(**data)

@@ -1,0 +1,646 @@
+"""The sandbox's dataset: workspaces, projects, table nodes, columns and rows.
+
+Structure (workspaces, projects, tables, columns) is small and built eagerly from the seed. Rows are
+never stored: row ``i`` of a table is derived on demand from a keyed BLAKE2b digest of ``i``, so a
+million-row table costs nothing until a segment of it is asked for, and any row can be produced
+without producing the ones before it. Mutations (update, delete, insert) live in a small per-table
+overlay that shadows the generated rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import struct
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from maptable_sandbox.config import SandboxConfig
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+START_2024 = 1_704_067_200  # 2024-01-01T00:00:00Z
+SPAN_SECONDS = 2 * 365 * 86400  # through the end of 2025
+END_2025_MS = (START_2024 + SPAN_SECONDS) * 1000
+FIRST_WORKSPACE_ID = 164
+ROW_ID_LENGTH = 24
+SANDBOX_USER = "usr-sandbox"
+HEX_DIGITS = frozenset("0123456789abcdef")
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+# A byte below these thresholds triggers the rare case (13/256 ~ 5 %, 5/256 ~ 2 %, 3/256 ~ 1 %).
+MISSING_BELOW = 13
+RARE_BELOW = 5
+RARER_BELOW = 3
+
+TABLE_NAMES = ("订单 Orders", "客户 Customers", "门店 Stores", "库存 Inventory", "巡检 Inspections")
+NOTES = (
+    "first line\nsecond line",
+    "备注:需要回访",
+    "Call back on Monday",
+    "包含 emoji 🚚 and tabs\tinside",
+    "quotes \"double\" and 'single'",
+    "",
+)
+BLANK_TEXT = ("alpha", "beta", "γάμμα", "", "  padded  ", "多字节")
+CHOICES = ("待处理 Pending", "进行中 In progress", "已完成 Done", "Cancelled")
+LOWER_STATUS = ("open", "closed", "OPEN", "n/a")
+USERS = ("usr0001", "usr0002", "usr0003", "usr0004")
+BAD_NUMBERS = ("n/a", "12,5")
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """Where a table node lives; what a test needs to know to check the tap's output."""
+
+    table_id: str
+    name: str
+    type: str
+    project_id: str
+    project_name: str
+    workspace_id: int
+    workspace_type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the admin endpoint."""
+        return asdict(self)
+
+
+@dataclass
+class _Table:
+    """A table's fixed shape plus its mutation overlay (index -> row, ``None`` = deleted)."""
+
+    info: TableInfo
+    key: bytes
+    prefix: str
+    base_count: int
+    ordinal: int
+    columns: list[dict[str, Any]]
+    col: dict[str, str]
+    views: list[dict[str, Any]]
+    overlay: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    next_index: int = 0
+
+
+_HOUR_PREFIX: dict[int, str] = {}
+_MMSS = tuple(f"{m:02d}:{sec:02d}" for m in range(60) for sec in range(60))
+_MILLIS_Z = tuple(f".{ms:03d}Z" for ms in range(1000))
+_GENERATED: dict[str, Any] = {}  # sentinel: "no overlay entry, generate the row"
+
+
+def _iso_seconds(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` for an epoch second.
+
+    Hour prefixes are cached and minutes:seconds precomputed, because ``datetime`` formatting
+    dominated row generation (two years are only 17,520 hours).
+    """
+    hour, rem = divmod(seconds, 3600)
+    prefix = _HOUR_PREFIX.get(hour)
+    if prefix is None:
+        prefix = datetime.fromtimestamp(hour * 3600, timezone.utc).strftime("%Y-%m-%dT%H:")
+        _HOUR_PREFIX[hour] = prefix
+    return prefix + _MMSS[rem]
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    """Format like the API: ``2025-01-02T03:04:05.123Z``."""
+    seconds, millis = divmod(epoch_ms, 1000)
+    return _iso_seconds(seconds) + _MILLIS_Z[millis]
+
+
+def now_iso_ms() -> str:
+    """Current time in the API's meta format, millisecond precision, UTC."""
+    return _iso_ms(int(datetime.now(timezone.utc).timestamp() * 1000))
+
+
+def _alnum(rng: random.Random, n: int) -> str:
+    """Random alphanumeric string, for column/view ids that look like the vendor's."""
+    return "".join(rng.choice(ALNUM) for _ in range(n))
+
+
+def _hex_id(rng: random.Random, prefix: str) -> str:
+    """``prefix`` + 10 hex chars: project and table-node ids."""
+    return f"{prefix}{rng.getrandbits(40):010x}"
+
+
+# The 64-byte row digest read as 16 bytes, 8 shorts and 8 ints in one C call.
+_DIGEST = struct.Struct(">16B8H8I")
+
+
+def _js(value: Any) -> str:
+    """Compact JSON text, as the wire carries it (UTF-8, not ASCII-escaped)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+NOTES_JS = tuple(_js(v) for v in NOTES)
+BLANK_JS = tuple(_js(v) for v in BLANK_TEXT)
+CHOICES_JS = tuple(_js(v) for v in CHOICES)
+LOWER_JS = tuple(_js(v) for v in LOWER_STATUS)
+BAD_NUMBERS_JS = tuple(_js(v) for v in BAD_NUMBERS)
+
+
+class _RowMaker:
+    """Derives row ``i`` of one table from ``blake2b(i, key=table key)``; pure and thread-safe.
+
+    Rows are produced directly as JSON text: serving a segment is then a string join, which is what
+    lets the sandbox stream a 200,000-row table quickly. The dict form is parsed back from the same
+    text, so the truth and the wire cannot disagree. Each digest field drives one decision, so rows
+    are independent of each other and of the order they are asked for in.
+    """
+
+    def __init__(self, table: _Table) -> None:
+        self._key = table.key
+        self._prefix = table.prefix
+        self._k = {role: f"{_js(column_id)}:" for role, column_id in table.col.items()}
+        self._label = _js(table.info.name)[:-1]  # without the closing quote: "#n" follows
+        self._lower = "status_lower" in table.col
+
+    def make(self, index: int) -> dict[str, Any]:
+        """The generated (unmutated) row at ``index`` as a dict."""
+        row: dict[str, Any] = json.loads(self.make_json(index))
+        return row
+
+    def make_json(self, index: int) -> str:
+        """The generated (unmutated) row at ``index`` as compact JSON text."""
+        f = _DIGEST.unpack(
+            hashlib.blake2b(index.to_bytes(8, "big"), key=self._key, digest_size=64).digest()
+        )
+        return (
+            f'{{"id":"{self._prefix}{index:016x}","cells":{{{self._cells(f, index)}}},'
+            f'"meta":{_meta(f)}}}'
+        )
+
+    def _cells(self, f: tuple[int, ...], index: int) -> str:
+        # f[0:16] bytes, f[16:24] shorts, f[24:32] ints; f[0:10] decide which cells are missing.
+        k = self._k
+        out = [f'{k["primary"]}{self._label} #{index + 1}"']
+        if f[0] >= MISSING_BELOW:
+            out.append(k["notes"] + NOTES_JS[f[10] % len(NOTES_JS)])
+        if f[1] >= MISSING_BELOW:
+            out.append(k["amount"] + _number(f[11], f[24] % 16_777_216 / 100))
+        if f[2] >= MISSING_BELOW:
+            out.append(k["amount2"] + _number(f[12], f[16] - 1000))
+        if f[3] >= MISSING_BELOW:
+            out.append(k["due"] + _due_date(f[13], f[25]))
+        if f[4] >= MISSING_BELOW:
+            out.append(k["status"] + CHOICES_JS[f[14] % len(CHOICES_JS)])
+        if f[5] >= MISSING_BELOW:
+            # micro-degrees / 1e6: at most 6 decimals without calling round()
+            lng = (f[17] * 360_000_000 // 65535 - 180_000_000) / 1e6
+            lat = (f[18] * 180_000_000 // 65535 - 90_000_000) / 1e6
+            out.append(f'{k["location"]}{{"lng":{lng!r},"lat":{lat!r}}}')
+        if f[6] >= MISSING_BELOW:
+            out.append(k["blank"] + BLANK_JS[f[15] % len(BLANK_JS)])
+        if f[7] >= MISSING_BELOW:
+            out.append(k["price"] + _number(f[23] & 0xFF, f[19] * 1000 // 7 / 1000))
+        self._more_cells(f, index, out)
+        return ",".join(out)
+
+    def _more_cells(self, f: tuple[int, ...], index: int, out: list[str]) -> None:
+        k = self._k
+        if f[8] >= MISSING_BELOW:
+            out.append(k["files"] + _files(f[20], f[28], index))
+        if self._lower and f[9] >= MISSING_BELOW:
+            out.append(k["status_lower"] + LOWER_JS[(f[23] >> 8) % len(LOWER_JS)])
+
+
+def _meta(f: tuple[int, ...]) -> str:
+    """Row meta: updateTime >= createTime, rare Go zero times (~2 % update, ~1 % create)."""
+    create_ms = START_2024 * 1000 + f[26] * 16 % (SPAN_SECONDS * 1000)
+    update_ms = min(create_ms + f[27] * 4, END_2025_MS)
+    created = ZERO_TIME if (f[21] >> 8) < RARER_BELOW else _iso_ms(create_ms)
+    updated = ZERO_TIME if (f[21] & 0xFF) < RARE_BELOW else _iso_ms(update_ms)
+    creator, updater = USERS[f[22] % len(USERS)], USERS[(f[22] >> 8) % len(USERS)]
+    return (
+        f'{{"createTime":"{created}","updateTime":"{updated}",'
+        f'"creatorID":"{creator}","updaterID":"{updater}"}}'
+    )
+
+
+def _any_live_from(start: int, base: int, overlay: dict[int, dict[str, Any] | None]) -> bool:
+    """Whether any live row has index >= ``start``, in O(len(overlay)) rather than O(rows)."""
+    deleted_base = sum(1 for i, r in overlay.items() if r is None and start <= i < base)
+    if base - max(start, 0) > deleted_base:
+        return True
+    return any(r is not None and i >= start for i, r in overlay.items())
+
+
+def _number(flag: int, value: float) -> str:
+    """A number, or (~2 %) one of the wrong-typed strings real tables contain (JSON text)."""
+    if flag < RARE_BELOW:
+        return BAD_NUMBERS_JS[flag % len(BAD_NUMBERS_JS)]
+    return repr(value)
+
+
+def _due_date(flag: int, raw: int) -> str:
+    """ISO 8601 in UTC or +08:00, or (~2 %) Go's zero time (JSON text)."""
+    if flag < RARE_BELOW:
+        return f'"{ZERO_TIME}"'
+    seconds = START_2024 + raw % SPAN_SECONDS
+    if flag & 8:
+        return f'"{_iso_seconds(seconds + 8 * 3600)}+08:00"'
+    return f'"{_iso_seconds(seconds)}Z"'
+
+
+def _files(bits: int, size: int, index: int) -> str:
+    """Values of a column type the tap does not know: a list of dicts (JSON text)."""
+    items = [
+        f'{{"id":"att{index:x}n{n}","name":"scan-{(bits >> (4 * n)) & 0xF}.pdf",'
+        f'"size":{size >> (8 * n)},"url":"https://files.example.invalid/{index:x}/{n}.pdf"}}'
+        for n in range(bits % 3)
+    ]
+    return f"[{','.join(items)}]"
+
+
+class Dataset:
+    """The sandbox's truth; thread-safe (mutations take a lock, reads snapshot the overlay)."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        """Build the structure deterministically from ``config.seed``."""
+        self._lock = threading.Lock()
+        self._rng = random.Random(f"maptable-sandbox:{config.seed}")
+        self._config = config
+        self._workspaces: list[dict[str, Any]] = []
+        self._details: dict[tuple[str, int], dict[str, Any]] = {}
+        self._roles: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self._tables: dict[str, _Table] = {}
+        self._makers: dict[str, _RowMaker] = {}
+        self._groups: set[str] = set()
+        for w in range(config.workspaces):
+            self._build_workspace(w)
+
+    # ----- structure -------------------------------------------------------------------------
+
+    def _build_workspace(self, w: int) -> None:
+        rng = self._rng
+        ws_type = "user" if w % 2 == 0 else "org"
+        ws_id = FIRST_WORKSPACE_ID + w
+        avatar = None if w % 2 == 0 else f"https://avatars.example.invalid/ws/{ws_id}.png"
+        name = f"{rng.randint(100, 999)}****{rng.randint(1000, 9999)}"
+        plan = "pro" if w % 3 == 1 else "base"
+        self._workspaces.append(
+            {"id": ws_id, "name": name, "type": ws_type, "avatar": avatar, "plan": plan}
+        )
+        projects = [
+            self._build_project(ws_id, ws_type, w, p)
+            for p in range(self._config.projects_per_workspace)
+        ]
+        self._details[(ws_type, ws_id)] = {
+            "currentUser": {"id": SANDBOX_USER, "name": "Sandbox 机器人", "avatar": None},
+            "projects": projects,
+            "recycleProjects": [],
+            "dataFiles": None,
+            "recycleDataFiles": None,
+            "unreadNotificationsCount": w * 3,
+        }
+        self._roles[(ws_type, ws_id)] = self._build_roles(ws_type, ws_id, projects)
+
+    @staticmethod
+    def _build_roles(
+        ws_type: str, ws_id: int, projects: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        levels = ("admin", "editable", "readonly")
+        roles: list[dict[str, Any]] = []
+        if ws_type == "org":
+            roles.append({"id": str(ws_id), "type": "org", "role": "admin"})
+        for i, project in enumerate(projects):
+            roles.append({"id": project["id"], "type": "project", "role": levels[i % 3]})
+            roles.extend(
+                {"id": node["id"], "type": "table", "role": levels[(i + j + 1) % 3]}
+                for j, node in enumerate(project["tableNodes"])
+                if node["type"] != "group"
+            )
+        return roles
+
+    def _stamp(self) -> str:
+        return _iso_ms(START_2024 * 1000 + self._rng.randrange(SPAN_SECONDS * 1000))
+
+    def _build_project(self, ws_id: int, ws_type: str, w: int, p: int) -> dict[str, Any]:
+        rng = self._rng
+        project_id = _hex_id(rng, "prj")
+        name = f"项目 Project {w + 1}-{p + 1}"
+        created, updated = sorted((self._stamp(), self._stamp()))
+        nodes = []
+        for t in range(self._config.tables_per_project):
+            ordinal = len(self._tables)
+            table = self._build_table(
+                TableInfo(
+                    table_id=_hex_id(rng, "tbl"),
+                    name=f"{TABLE_NAMES[ordinal % len(TABLE_NAMES)]} {ordinal + 1}",
+                    type="table" if t % 2 == 0 else "bigTable",
+                    project_id=project_id,
+                    project_name=name,
+                    workspace_id=ws_id,
+                    workspace_type=ws_type,
+                )
+            )
+            nodes.append(self._node(table.info.table_id, table.info.name, table.info.type))
+        group_id = _hex_id(rng, "tbl")
+        self._groups.add(group_id)
+        nodes.append(self._node(group_id, f"分组 Group {w + 1}-{p + 1}", "group"))
+        return {
+            "id": project_id,
+            "name": name,
+            "desc": "" if p % 2 else "Sandbox project — 测试项目",
+            "icon": "folder" if p % 2 else None,
+            "updateTime": updated,
+            "createTime": created,
+            "memberCount": 1 + rng.randrange(9),
+            "creator": {"id": USERS[p % len(USERS)], "name": f"用户 {p}", "avatar": None},
+            "tableNodes": nodes,
+        }
+
+    def _node(self, node_id: str, name: str, node_type: str) -> dict[str, Any]:
+        rng = self._rng
+        return {
+            "id": node_id,
+            "name": name,
+            "type": node_type,
+            "subscribed": rng.getrandbits(1) == 1,
+            "published": rng.randrange(3) == 0,
+            "createTime": self._stamp(),
+        }
+
+    def _build_table(self, info: TableInfo) -> _Table:
+        rng = self._rng
+        ordinal = len(self._tables)
+        col, columns = _build_columns(rng, with_lower_status=ordinal % 2 == 1)
+        base = self._config.table_rows.get(info.table_id, self._config.rows_per_table)
+        table = _Table(
+            info=info,
+            key=f"{self._config.seed}:{info.table_id}".encode()[:64],
+            prefix=f"6{rng.getrandbits(28):07x}",
+            base_count=base,
+            ordinal=ordinal,
+            columns=columns,
+            col=col,
+            views=[
+                {"id": f"viw{_alnum(rng, 6)}", "name": "Grid view"},
+                {"id": f"viw{_alnum(rng, 6)}", "name": "地图视图 Map"},
+            ],
+            next_index=base,
+        )
+        self._tables[info.table_id] = table
+        self._makers[info.table_id] = _RowMaker(table)
+        return table
+
+    # ----- read API --------------------------------------------------------------------------
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        """Workspace list in the API's shape (a copy)."""
+        return copy.deepcopy(self._workspaces)
+
+    def workspace_detail(self, ws_type: str, ws_id: int) -> dict[str, Any]:
+        """Workspace detail in the API's shape; ``KeyError`` if unknown."""
+        return copy.deepcopy(self._details[(ws_type, ws_id)])
+
+    def workspace_roles(self, ws_type: str, ws_id: int) -> list[dict[str, Any]]:
+        """Roles of the current user in a workspace; ``KeyError`` if unknown."""
+        return copy.deepcopy(self._roles[(ws_type, ws_id)])
+
+    def tables(self) -> list[TableInfo]:
+        """Every table node that has rows, in creation order (groups excluded)."""
+        return [t.info for t in self._tables.values()]
+
+    def is_group(self, node_id: str) -> bool:
+        """Whether ``node_id`` is a group node (which has no rows)."""
+        return node_id in self._groups
+
+    def has_table(self, table_id: str) -> bool:
+        """Whether ``table_id`` is a table with rows."""
+        return table_id in self._tables
+
+    def table_info(self, table_id: str) -> TableInfo:
+        """``TableInfo`` of one table; ``KeyError`` if unknown."""
+        return self._tables[table_id].info
+
+    def columns(self, table_id: str) -> list[dict[str, Any]]:
+        """Column definitions, primary first (a copy)."""
+        return copy.deepcopy(self._tables[table_id].columns)
+
+    def views(self, table_id: str) -> list[dict[str, Any]]:
+        """Views of a table (a copy)."""
+        return copy.deepcopy(self._tables[table_id].views)
+
+    def parse_row_id(self, table_id: str, row_id: str) -> int | None:
+        """Index encoded in ``row_id``, or ``None`` if it is not a well-formed id of this table."""
+        table = self._tables[table_id]
+        if (
+            len(row_id) != ROW_ID_LENGTH
+            or not row_id.startswith(table.prefix)
+            or not set(row_id) <= HEX_DIGITS
+        ):
+            return None
+        return int(row_id[len(table.prefix) :], 16)
+
+    def row_id(self, table_id: str, index: int) -> str:
+        """The id of row ``index``, whether or not it exists."""
+        return f"{self._tables[table_id].prefix}{index:016x}"
+
+    def segment(self, table_id: str, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` rows with index > ``after`` (as dicts) and whether more rows follow."""
+        parts, more, _last = self.segment_json(table_id, after, limit)
+        return [json.loads(p) for p in parts], more
+
+    def segment_json(
+        self, table_id: str, after: int, limit: int, stop: int | None = None
+    ) -> tuple[list[str], bool, int]:
+        """The serving fast path: rows as JSON text.
+
+        Args:
+            table_id: The table.
+            after: Only rows with a larger index.
+            limit: At most this many rows.
+            stop: Only rows with a smaller index (used by the segment-loop faults).
+
+        Returns:
+            The rows' JSON texts, whether any live row follows the last one examined, and the
+            index of the last row returned (``after`` if none).
+        """
+        table = self._tables[table_id]
+        maker = self._makers[table_id]
+        with self._lock:
+            overlay = dict(table.overlay)
+            end = table.next_index
+        base = table.base_count
+        high = end if stop is None else min(end, stop)
+        i = max(after + 1, 0)
+        if not overlay:  # the common case: a contiguous run of generated rows
+            upto = min(i + limit, high, base)
+            parts = [maker.make_json(j) for j in range(i, upto)]
+            last = upto - 1 if parts else after
+            return parts, upto < base, last
+        parts, last = [], after
+        while i < high and len(parts) < limit:
+            row = overlay.get(i, _GENERATED) if i in overlay or i < base else None
+            if row is _GENERATED:
+                parts.append(maker.make_json(i))
+                last = i
+            elif row is not None:
+                parts.append(_js(row))
+                last = i
+            i += 1
+        return parts, _any_live_from(i, base, overlay), last
+
+    def rows(self, table_id: str) -> Iterator[dict[str, Any]]:
+        """Every row, in id order, after mutations; lazily, a segment at a time."""
+        after = -1
+        while True:
+            rows, more = self.segment(table_id, after, 1000)
+            yield from rows  # freshly parsed dicts: callers may mutate them
+            if not more or not rows:
+                return
+            after = self._index_of(table_id, rows[-1]["id"])
+
+    def row_count(self, table_id: str) -> int:
+        """Number of live rows, computed from the overlay without generating any row."""
+        table = self._tables[table_id]
+        with self._lock:
+            overlay = dict(table.overlay)
+        deleted_base = sum(1 for i, r in overlay.items() if r is None and i < table.base_count)
+        inserted = sum(1 for i, r in overlay.items() if r is not None and i >= table.base_count)
+        return table.base_count - deleted_base + inserted
+
+    def get_row(self, table_id: str, row_id: str) -> dict[str, Any]:
+        """One live row by id (a copy); ``KeyError`` if absent or deleted."""
+        index = self._index_of(table_id, row_id)
+        return copy.deepcopy(self._current(table_id, index))
+
+    # ----- mutations -------------------------------------------------------------------------
+
+    def update_row(self, table_id: str, row_id: str, cells: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``cells`` into a row (``None`` clears a cell) and stamp its meta as updated now."""
+        table = self._tables[table_id]
+        known = {c["id"] for c in table.columns}
+        unknown = set(cells) - known
+        if unknown:
+            msg = f"unknown column id(s): {sorted(unknown)}"
+            raise ValueError(msg)
+        index = self._index_of(table_id, row_id)
+        with self._lock:
+            row = copy.deepcopy(self._current_locked(table, index))
+            for column_id, value in cells.items():
+                if value is None:
+                    row["cells"].pop(column_id, None)
+                else:
+                    row["cells"][column_id] = value
+            row["meta"]["updateTime"] = now_iso_ms()
+            row["meta"]["updaterID"] = SANDBOX_USER
+            table.overlay[index] = row
+        return copy.deepcopy(row)
+
+    def touch_row(self, table_id: str, row_id: str) -> dict[str, Any]:
+        """Stamp a row as updated now without changing its cells."""
+        return self.update_row(table_id, row_id, {})
+
+    def delete_row(self, table_id: str, row_id: str) -> None:
+        """Delete a row; its id is never reused. ``KeyError`` if absent."""
+        table = self._tables[table_id]
+        index = self._index_of(table_id, row_id)
+        with self._lock:
+            self._current_locked(table, index)
+            table.overlay[index] = None
+
+    def insert_row(self, table_id: str, cells: dict[str, Any]) -> dict[str, Any]:
+        """Append a row whose id is larger than every existing one."""
+        table = self._tables[table_id]
+        known = {c["id"] for c in table.columns}
+        if set(cells) - known:
+            msg = f"unknown column id(s): {sorted(set(cells) - known)}"
+            raise ValueError(msg)
+        now = now_iso_ms()
+        with self._lock:
+            index = table.next_index
+            table.next_index += 1
+            row = {
+                "id": f"{table.prefix}{index:016x}",
+                "cells": {k: v for k, v in cells.items() if v is not None},
+                "meta": {
+                    "createTime": now,
+                    "updateTime": now,
+                    "creatorID": SANDBOX_USER,
+                    "updaterID": SANDBOX_USER,
+                },
+            }
+            table.overlay[index] = row
+        return copy.deepcopy(row)
+
+    # ----- helpers ---------------------------------------------------------------------------
+
+    def _index_of(self, table_id: str, row_id: str) -> int:
+        index = self.parse_row_id(table_id, row_id)
+        if index is None:
+            raise KeyError(row_id)
+        return index
+
+    def _current(self, table_id: str, index: int) -> dict[str, Any]:
+        with self._lock:
+            return self._current_locked(self._tables[table_id], index)
+
+    def _current_locked(self, table: _Table, index: int) -> dict[str, Any]:
+        if index in table.overlay:
+            row = table.overlay[index]
+            if row is None:
+                raise KeyError(index)
+            return row
+        if index >= table.base_count:
+            raise KeyError(index)
+        return self._makers[table.info.table_id].make(index)
+
+
+def _build_columns(
+    rng: random.Random, *, with_lower_status: bool
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Columns every table has, with the awkward cases a tap must survive.
+
+    Returns the role -> column id map used by the row maker, and the API column list.
+    """
+    specs: list[tuple[str, str, str, Any]] = [
+        ("primary", "名称", "singleLineText", None),
+        ("notes", "Notes", "multiLineText", None),
+        ("amount", "Amount", "number", {"precision": 2}),
+        ("amount2", "Amount", "number", {"precision": 0}),
+        (
+            "due",
+            "Due date",
+            "datetime",
+            {"format": "YYYY-MM-DD HH:mm", "timeZone": "Asia/Shanghai"},
+        ),
+        ("status", "Status", "singleChoice", {"choices": _choices(rng)}),
+        ("location", "Location", "coordinate", {}),
+        ("blank", "", "singleLineText", None),
+        ("price", "单价", "number", {"precision": 3}),
+        ("files", "Files", "attachment", {"maxCount": 5}),
+    ]
+    if with_lower_status:
+        specs.append(("status_lower", "status", "singleLineText", None))
+    col: dict[str, str] = {}
+    columns: list[dict[str, Any]] = []
+    for role, name, col_type, options in specs:
+        column_id = f"fld{_alnum(rng, 6)}"
+        col[role] = column_id
+        columns.append(
+            {
+                "id": column_id,
+                "name": name,
+                "type": col_type,
+                "typeOptions": options,
+                "isPrimary": role == "primary",
+            }
+        )
+    return col, columns
+
+
+def _choices(rng: random.Random) -> list[dict[str, str]]:
+    """SingleChoice options; cells hold the choice name."""
+    colors = ("#F5222D", "#FAAD14", "#52C41A", "#8C8C8C")
+    return [
+        {"id": f"cho{_alnum(rng, 6)}", "name": name, "color": color}
+        for name, color in zip(CHOICES, colors, strict=True)
+    ]

@@ -1,0 +1,242 @@
+"""HTTP transport (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive) and the ``Sandbox``."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from maptable_sandbox.admin import PREFIX, handle_admin
+from maptable_sandbox.api import ApiApp, HttpRequest, HttpResponse
+from maptable_sandbox.config import FaultPlan, RequestLogEntry, SandboxConfig
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Self
+
+    from maptable_sandbox.data import Dataset
+
+_DISCONNECTS = (ConnectionError, TimeoutError)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Moves bytes between the socket and ``ApiApp``; never logs (secrets travel in requests)."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "maptable-sandbox"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        self.server.untrack(self.connection)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def version_string(self) -> str:
+        """``Server`` header without the Python version."""
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Stay quiet: one line per request would drown the demo and could leak tokens."""
+
+    def _serve(self) -> None:
+        arrived = time.time()
+        body = self._read_body()
+        if body is None:
+            return
+        parts = urlsplit(self.path)
+        req = HttpRequest(
+            method=self.command,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            t=arrived,
+        )
+        app = self.server.app
+        admin = parts.path.startswith(PREFIX)
+        response = handle_admin(app, req) if admin else app.dispatch(req)
+        self._write(response)
+
+    def _read_body(self) -> bytes | None:
+        """Read the whole body so the connection can be reused; refuse what we cannot frame."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._write(HttpResponse(411, b'{"error":"chunked bodies are not supported"}'))
+            self.close_connection = True
+            return None
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit():
+            self._write(HttpResponse(400, b'{"error":"bad Content-Length"}'))
+            self.close_connection = True
+            return None
+        return self.rfile.read(int(length)) if int(length) else b""
+
+    def _write(self, response: HttpResponse) -> None:
+        if response.drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if response.delay:
+            time.sleep(response.delay)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response.body)
+        except _DISCONNECTS:
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    """Threading server that remembers open connections so ``stop()`` can close idle keep-alives."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: ApiApp) -> None:
+        super().__init__(address, _Handler)
+        self.app = app
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+
+    def track(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.add(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.discard(conn)
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Client disconnects are normal here (drop faults, killed taps); stay quiet about them."""
+        del request, client_address
+
+
+class Sandbox:
+    """A fake MapTable server on 127.0.0.1, started in a background thread.
+
+    Use as a context manager (``with Sandbox(cfg) as sb: ...``) or call ``start()``/``stop()``.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        """Build the dataset and state now; bind the socket in ``start()``."""
+        self._config = config if config is not None else SandboxConfig()
+        self._app = ApiApp(self._config)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        """Bind and serve in a daemon thread; returns ``self`` for chaining."""
+        if self._server is not None:
+            return self
+        self._server = _Server((self._config.host, self._config.port), self._app)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="maptable-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every connection and the request log; idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._app.close()
+
+    def __enter__(self) -> Self:
+        """Start the server."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the server."""
+        self.stop()
+
+    @property
+    def config(self) -> SandboxConfig:
+        """The configuration this sandbox was built from."""
+        return self._config
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        if self._server is None:
+            msg = "sandbox is not running"
+            raise RuntimeError(msg)
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT`` (no trailing slash)."""
+        return f"http://{self._config.host}:{self.port}"
+
+    @property
+    def requests(self) -> list[RequestLogEntry]:
+        """API requests seen so far (admin requests excluded); a copy."""
+        return self._app.log.entries()
+
+    @property
+    def data(self) -> Dataset:
+        """The dataset: the truth the tap's output is checked against, and its mutations."""
+        return self._app.data
+
+    def issued_secrets(self) -> set[str]:
+        """Every app secret and every token ever issued (with and without ``Bearer``)."""
+        return self._app.issued_secrets()
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        """Swap the fault plan; its schedule counts requests from now on."""
+        self._app.faults.install(plan)
+
+    def revoke_tokens(self) -> None:
+        """Make every access token issued so far answer 401 (40104)."""
+        self._app.tokens.revoke_access()
+
+    def reset_log(self) -> None:
+        """Forget the requests logged so far (the JSONL file keeps them)."""
+        self._app.log.reset()
