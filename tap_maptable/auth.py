@@ -39,6 +39,7 @@ REFRESH_MARGIN_S = 300.0
 # Token requests retry transient failures (5xx, dropped connections) this many times in all.
 TOKEN_REQUEST_TRIES = 5
 _RETRIED_MARK = "_maptable_auth_retried"
+_OURS_MARK = "_maptable_auth_applied"
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,20 @@ class MapTableAuthenticator(AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Put a valid token on `request` and watch its answer for a refused token."""
         request.headers["Authorization"] = self.token()
+        setattr(request, _OURS_MARK, True)
         hooks = request.hooks.setdefault("response", [])
         if self._retry_refused_token not in hooks:
             hooks.append(self._retry_refused_token)
         return request
+
+    def refresh_header(self, request: requests.PreparedRequest) -> None:
+        """Re-apply a valid token just before sending, if this authenticator set the header.
+
+        The throttle calls this after waiting for the budget, so that a wait never sends a
+        token that expired (or was renewed) in the meantime.
+        """
+        if getattr(request, _OURS_MARK, False):
+            request.headers["Authorization"] = self.token()
 
     def token(self) -> str:
         """Return a valid access token, logging in or refreshing first when needed."""
@@ -160,6 +171,7 @@ class MapTableAuthenticator(AuthBase):
         retry = request.copy()
         retry.headers["Authorization"] = self.token()
         setattr(retry, _RETRIED_MARK, True)
+        setattr(retry, _OURS_MARK, True)
         response.close()
         kwargs.pop("hooks", None)
         new_response: requests.Response = response.connection.send(retry, **kwargs)

@@ -147,7 +147,7 @@ class TapMapTable(Tap):
     @cached_property
     def http_session(self) -> requests.Session:
         """The session every stream sends its requests through."""
-        return throttled_session(self.budget)
+        return throttled_session(self.budget, before_send=self.authenticator.refresh_header)
 
     @cached_property
     def authenticator(self) -> MapTableAuthenticator:

@@ -37,7 +37,7 @@ from tap_maptable import api
 from tap_maptable.envelope import signal_code
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from pyrate_limiter import AbstractBucket
 
@@ -133,10 +133,16 @@ class ThrottledAdapter(HTTPAdapter):
     request can bypass the budget, however it is made.
     """
 
-    def __init__(self, budget: RequestBudget, **kwargs: Any) -> None:
-        """Wrap `budget`; other keyword arguments go to `HTTPAdapter`."""
+    def __init__(
+        self,
+        budget: RequestBudget,
+        before_send: Callable[[requests.PreparedRequest], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Wrap `budget`; `before_send` runs after each wait (the authenticator's last look)."""
         super().__init__(**kwargs)
         self.budget = budget
+        self.before_send = before_send
         self.rate_limited = 0
 
     def send(
@@ -149,6 +155,9 @@ class ThrottledAdapter(HTTPAdapter):
         waits = 0
         while True:
             self.budget.acquire()
+            if self.before_send is not None:
+                # A wait for the budget can outlast a token: let it be renewed after the wait.
+                self.before_send(request)
             response = super().send(request, *args, **kwargs)
             wait = rate_limit_wait(response, self.budget.spec.window_s)
             if wait is None or waits >= MAX_RATE_LIMIT_WAITS:
@@ -196,10 +205,13 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def throttled_session(budget: RequestBudget) -> requests.Session:
+def throttled_session(
+    budget: RequestBudget,
+    before_send: Callable[[requests.PreparedRequest], None] | None = None,
+) -> requests.Session:
     """A session whose every request pays into `budget` (both http and https)."""
     session = requests.Session()
-    adapter = ThrottledAdapter(budget)
+    adapter = ThrottledAdapter(budget, before_send)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

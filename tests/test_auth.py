@@ -78,6 +78,7 @@ def test_refused_refresh_falls_back_to_a_new_login(make_sandbox) -> None:
         token_ttl=2.0,
         rate_limit=10,
         rate_window=1.0,
+        segment_size=10,
         faults=FaultPlan(rates={"refresh_reject": 1.0}, kinds_for=("refresh",)),
     )
     run = sync(tap_config(sandbox, requests_per_minute=10, rate_limit_window_seconds=1.0))
