@@ -89,9 +89,11 @@ def test_incremental_second_run_emits_exactly_the_changed_rows(sandbox) -> None:
     changed = {rows[1]["id"], rows[7]["id"]}
     for row_id in changed:
         sandbox.data.update_row(table.table_id, row_id, {amount_id: 42.5})
-    second = sync(config, state=first.last_state)
+    state = first.last_state
+    assert state is not None
+    second = sync(config, state=state)
     emitted = {r["_row_id"]: r for r in second.records.get(stream, [])}
-    bookmark = first.last_state["bookmarks"][stream]["replication_key_value"]
+    bookmark = state["bookmarks"][stream]["replication_key_value"]
     always = {
         r["_row_id"]
         for r in first.records[stream]
