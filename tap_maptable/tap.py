@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import io
+import json
 from functools import cached_property
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from singer_sdk import Tap
@@ -13,6 +16,7 @@ from singer_sdk import typing as th
 from tap_maptable.auth import MapTableAuthenticator
 from tap_maptable.columns import name_columns, row_schema
 from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef
+from tap_maptable.settings import check_catalog, check_config, normalise_state, parse_json_file
 from tap_maptable.streams import (
     ProjectsStream,
     TableNodesStream,
@@ -122,6 +126,14 @@ class TapMapTable(Tap):
             "limiting (429) is waited out and never counts as a try.",
         ),
         th.Property(
+            "allow_insecure_http",
+            th.BooleanType,
+            default=False,
+            title="Allow plain http",
+            description="Allow an http:// api_url on a host other than this machine. Off by "
+            "default: the app secret and tokens would cross the network unencrypted.",
+        ),
+        th.Property(
             "rate_limit_window_seconds",
             th.NumberType(exclusive_minimum=0),
             default=60,
@@ -130,6 +142,52 @@ class TapMapTable(Tap):
             "change it only to test against a sandbox with a scaled-down window.",
         ),
     ).to_dict()
+
+    # -- what the user hands us, checked before any request ----------------------------------
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Check the catalog and state before the SDK builds streams (which may send requests)."""
+        catalog = kwargs.get("catalog")
+        if isinstance(catalog, dict):
+            check_catalog(catalog)
+        state = kwargs.get("state")
+        if isinstance(state, dict):
+            kwargs["state"] = normalise_state(state)
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: Any = None,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+    ) -> None:
+        """Read the catalog and state files with clear errors, then run as the SDK does."""
+        if catalog is not None:
+            parsed = parse_json_file(catalog.read(), "catalog")
+            check_catalog(parsed)
+            catalog = io.StringIO(json.dumps(parsed))
+        if state is not None:
+            state = io.StringIO(json.dumps(parse_json_file(state.read(), "state")))
+        super().invoke(
+            about=about, about_format=about_format, config=config, state=state, catalog=catalog
+        )
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Refuse bad settings in one line each (unknown names too), before any request.
+
+        Overrides the SDK's private check because its messages span several log lines and can
+        repeat a secret's value, and because the SDK only warns during discovery, while our
+        discovery sends requests with these settings. The SDK's pass still runs after ours, to
+        fill in defaults.
+        """
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        check_config(dict(self._config), schema)
+        return super()._validate_config(raise_errors=raise_errors)
 
     # -- the run's shared machinery: one budget, one session, one authenticator ---------------
 
