@@ -21,7 +21,7 @@ from tap_maptable.errors import ConfigurationError
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
-SECRET_SETTINGS = frozenset({"app_secret"})
+SECRET_SETTINGS = frozenset({"app_secret", "rate_limit_store"})
 _JSON_TYPES = {
     "string": "a string",
     "integer": "an integer",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import io
 import json
@@ -14,6 +15,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from tap_maptable.auth import MapTableAuthenticator
+from tap_maptable.budget_store import budget_key, open_store
 from tap_maptable.columns import name_columns, row_schema
 from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef
 from tap_maptable.settings import check_catalog, check_config, normalise_state, parse_json_file
@@ -126,6 +128,17 @@ class TapMapTable(Tap):
             "limiting (429) is waited out and never counts as a try.",
         ),
         th.Property(
+            "rate_limit_store",
+            th.StringType(min_length=1),
+            secret=True,
+            title="Rate limit store",
+            description="Where the app's request budget is kept, so that every process of "
+            "the same app shares it: 'memory' (this process only), 'sqlite:///<path>' (every "
+            "process on this host naming the file), or 'redis://[user:password@]host:port/db' "
+            "('rediss://' for TLS; every host; needs tap-maptable[redis]). Default: a SQLite "
+            "file in the user's cache directory (memory if that cannot be written).",
+        ),
+        th.Property(
             "allow_insecure_http",
             th.BooleanType,
             default=False,
@@ -194,13 +207,20 @@ class TapMapTable(Tap):
     @cached_property
     def budget(self) -> RequestBudget:
         """The app's request budget: every HTTP request of the run passes it."""
-        return RequestBudget(
-            BudgetSpec(
-                limit=int(self.config.get("requests_per_minute", 60)),
-                window_s=float(self.config.get("rate_limit_window_seconds", 60)),
-                key=self.app_key,
-            )
+        spec = BudgetSpec(
+            limit=int(self.config.get("requests_per_minute", 60)),
+            window_s=float(self.config.get("rate_limit_window_seconds", 60)),
+            key=budget_key(self.app_key),
         )
+        store = open_store(self.config.get("rate_limit_store"), spec.rate, self.app_key)
+        self.logger.info(
+            "Request budget: %d per %g s, kept in %s.", spec.limit, spec.window_s, store.description
+        )
+        budget = RequestBudget(spec, store)
+        # Leave the shared registry at exit (the SDK's sync_all is final); a killed process's
+        # entry simply expires.
+        atexit.register(budget.close)
+        return budget
 
     @cached_property
     def http_session(self) -> requests.Session:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +35,11 @@ from pyrate_limiter import InMemoryBucket, Limiter, Rate
 from requests.adapters import HTTPAdapter
 
 from tap_maptable import api
+from tap_maptable.budget_store import BudgetStore, MemoryRegistry, StoreUnavailableError
 from tap_maptable.envelope import signal_code
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-
-    from pyrate_limiter import AbstractBucket
 
 LOGGER = logging.getLogger("tap_maptable.throttle")
 
@@ -48,6 +48,28 @@ LOGGER = logging.getLogger("tap_maptable.throttle")
 MAX_RATE_LIMIT_WAITS = 8
 # Log "waiting for the budget" at most this often, so a long sync does not flood the log.
 _WAIT_LOG_INTERVAL_S = 30.0
+# A shared store that fails this many times in a row ends the run.
+STORE_TRIES = 5
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.Error, OSError]
+    try:
+        from filelock import Timeout  # noqa: PLC0415 - optional
+
+        errors.append(Timeout)
+    except ImportError:  # pragma: no cover - filelock comes with pyrate-limiter[filelock]
+        pass
+    try:
+        from redis import RedisError  # noqa: PLC0415 - optional extra
+
+        errors.append(RedisError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+STORE_ERRORS = _store_errors()
 
 
 @dataclass(frozen=True)
@@ -72,47 +94,117 @@ class BudgetSpec:
 class RequestBudget:
     """The run's single gate: `acquire()` before every request, `pause()` after a 429."""
 
-    def __init__(self, spec: BudgetSpec, bucket: AbstractBucket | None = None) -> None:
-        """Create the budget; `bucket` is where the window lives (memory when not given)."""
+    def __init__(self, spec: BudgetSpec, store: BudgetStore | None = None) -> None:
+        """Create the budget; `store` is where the window lives (this process when not given)."""
         self.spec = spec
-        self._bucket = bucket or InMemoryBucket([spec.rate])
-        self._limiter = Limiter(self._bucket)
+        self.store = store or BudgetStore(
+            InMemoryBucket([spec.rate]), MemoryRegistry(), "memory", shared=False
+        )
+        self._limiter = Limiter(self.store.bucket)
         self._lock = threading.Lock()
         self._resume_at = 0.0
+        self._limit = spec.limit
+        self._next_heartbeat = 0.0
         self._last_wait_log = -math.inf
         self.acquired = 0
         self.waits = 0
 
+    @property
+    def limit(self) -> int:
+        """The limit in force: the smallest of every live process sharing the store."""
+        return self._limit
+
     def acquire(self) -> None:
         """Block until one more request fits the budget, then count it as sent."""
-        self._sleep_through_pause()
-        if not self._limiter.try_acquire(self.spec.key, blocking=False):
-            self.waits += 1
-            self._log_wait()
-            # Bounded: a full window frees every slot, unless other processes hold the store.
-            timeout = 4 * (self.spec.window_s + self.spec.margin_s)
-            if not self._limiter.try_acquire(self.spec.key, blocking=True, timeout=timeout):
-                msg = (
-                    f"no request slot freed up within {timeout:.0f} s "
-                    f"(limit {self.spec.limit} per {self.spec.window_s:g} s)"
-                )
-                raise TimeoutError(msg)
+        self._with_store(self._acquire_once)
         self.acquired += 1
 
     def pause(self, seconds: float) -> None:
-        """Hold every later request for `seconds` (the server said it is over its limit)."""
+        """Hold every later request (of every process sharing the store) for `seconds`."""
+        until = time.time() + max(seconds, 0.0)
         with self._lock:
-            self._resume_at = max(self._resume_at, time.monotonic() + max(seconds, 0.0))
+            self._resume_at = max(self._resume_at, until)
+        self._with_store(lambda: self.store.registry.pause_until(until))
 
     def close(self) -> None:
-        """Release the bucket's resources (files, connections)."""
+        """Leave the shared registry and release the bucket's files and connections."""
+        try:
+            self.store.close()
+        except STORE_ERRORS as exc:
+            LOGGER.debug("closing the budget store failed: %s", type(exc).__name__)
         self._limiter.close()
+
+    def _acquire_once(self) -> None:
+        self._heartbeat_if_due()
+        self._sleep_through_pause()
+        if self._limiter.try_acquire(self.spec.key, blocking=False):
+            return
+        self.waits += 1
+        self._log_wait()
+        # Bounded: alone, a full window frees every slot; sharing, allow for the others' turns.
+        windows = 20 if self.store.shared else 4
+        timeout = windows * (self.spec.window_s + self.spec.margin_s)
+        if not self._limiter.try_acquire(self.spec.key, blocking=True, timeout=timeout):
+            msg = (
+                f"no request slot freed up within {timeout:.0f} s "
+                f"(limit {self._limit} per {self.spec.window_s:g} s, "
+                f"store {self.store.description})"
+            )
+            raise StoreUnavailableError(msg)
+
+    def _heartbeat_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + min(5.0, self.spec.window_s / 4)
+        ttl = 2 * self.spec.window_s + 5
+        limit = min(self.spec.limit, self.store.registry.heartbeat(self.spec.limit, ttl))
+        if limit != self._limit:
+            LOGGER.info(
+                "Request budget: another process of this app allows %d requests per %g s; "
+                "every process now uses %d.",
+                limit,
+                self.spec.window_s,
+                limit,
+            )
+            self._limit = limit
+            self.store.bucket.rates = [Rate(limit, self.spec.rate.interval)]
 
     def _sleep_through_pause(self) -> None:
         with self._lock:
-            delay = self._resume_at - time.monotonic()
+            resume = self._resume_at
+        if self.store.shared:
+            resume = max(resume, self.store.registry.resume_at())
+        delay = resume - time.time()
         if delay > 0:
             time.sleep(delay)
+
+    def _with_store(self, action: Callable[[], None]) -> None:
+        """Run `action`, retrying a failing shared store with backoff, then failing clearly.
+
+        Never falls back to sending unthrottled: without the store, the tap stops.
+        """
+        for attempt in range(1, STORE_TRIES + 1):
+            try:
+                action()
+            except STORE_ERRORS as exc:  # noqa: PERF203 - retrying is the point
+                if attempt == STORE_TRIES:
+                    msg = (
+                        f"rate_limit_store {self.store.description} failed "
+                        f"{STORE_TRIES} times ({type(exc).__name__}); stopping rather than "
+                        "sending requests without the shared budget"
+                    )
+                    raise StoreUnavailableError(msg) from None
+                delay = min(2.0 ** (attempt - 1), 8.0)
+                LOGGER.warning(
+                    "rate_limit_store %s failed (%s); retrying in %.0f s.",
+                    self.store.description,
+                    type(exc).__name__,
+                    delay,
+                )
+                time.sleep(delay)
+            else:
+                return
 
     def _log_wait(self) -> None:
         now = time.monotonic()
@@ -121,7 +213,7 @@ class RequestBudget:
             LOGGER.info(
                 "Request budget in use: %d requests per %g s reached; waiting for a slot "
                 "(this is normal pacing, not an error).",
-                self.spec.limit,
+                self._limit,
                 self.spec.window_s,
             )
 
