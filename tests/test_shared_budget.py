@@ -62,7 +62,7 @@ def redis_url(tmp_path):
     proc.wait(timeout=10)
 
 
-def _start_taps(sandbox, tmp_path: Path, store: str, count: int, **extra) -> list[subprocess.Popen]:
+def _start_taps(sandbox, tmp_path: Path, store: str, count: int, **extra) -> list[subprocess.Popen[str]]:
     procs = []
     for n in range(count):
         config = tmp_path / f"config-{n}.json"
