@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from tap_maptable.errors import AuthenticationError, TransientAPIError, describe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 LOGGER = logging.getLogger("tap_maptable.auth")
 
@@ -93,6 +97,59 @@ def is_auth_failure(response: requests.Response) -> bool:
     return signal_code(response) in api.AUTH_FAILURE_CODES
 
 
+class TokenCache:
+    """A token pair kept between runs, as other command-line tools keep theirs.
+
+    A `meltano run` is two processes (discovery, then sync) and a schedule runs the tap every
+    day: a valid token from the last process saves a login each time. The file lives in the
+    user's cache directory, readable by its owner only (0600 in a 0700 directory), one file per
+    API host and app, named by a hash that includes the secret (so a new secret never picks up
+    an old token). It is never part of the Singer state. If another process rotated the refresh
+    token meanwhile, the refresh is refused and the tap logs in again, as it would anyway.
+    """
+
+    def __init__(self, directory: Path, api_url: str, app_id: str, app_secret: str) -> None:
+        """Name the file for this API host, app and secret."""
+        name = hashlib.sha256(f"{api_url}\n{app_id}\n{app_secret}".encode()).hexdigest()[:32]
+        self.path = directory / f"{name}.json"
+
+    def load(self) -> TokenPair | None:
+        """The cached pair, or None if there is none or it cannot be read."""
+        try:
+            data = json.loads(self.path.read_text())
+            return TokenPair(
+                token=str(data["token"]),
+                refresh_token=str(data["refresh_token"]),
+                expires_at=float(data["expires_at"]),
+                issued_at=float(data["issued_at"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(self, pair: TokenPair) -> None:
+        """Write the pair atomically, owner-only; a failure only costs a login next time."""
+        data = {
+            "token": pair.token,
+            "refresh_token": pair.refresh_token,
+            "expires_at": pair.expires_at,
+            "issued_at": pair.issued_at,
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle)
+            tmp.replace(self.path)
+        except OSError as exc:
+            LOGGER.debug("could not cache the token pair: %s", type(exc).__name__)
+
+    def clear(self) -> None:
+        """Forget the pair (it was refused)."""
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
 class MapTableAuthenticator(AuthBase):
     """Holds the run's token pair and applies it to every request of every stream."""
 
@@ -105,6 +162,7 @@ class MapTableAuthenticator(AuthBase):
         session: requests.Session,
         timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
+        cache: TokenCache | None = None,
     ) -> None:
         """Create the authenticator; `session` must share the budget and carry no auth."""
         self._api_url = api_url.rstrip("/")
@@ -114,6 +172,7 @@ class MapTableAuthenticator(AuthBase):
         self._timeout = timeout
         self._clock = clock
         self._lock = threading.RLock()
+        self._cache = cache
         self._pair: TokenPair | None = None
         self.logins = 0
         self.refreshes = 0
@@ -143,6 +202,8 @@ class MapTableAuthenticator(AuthBase):
     def token(self) -> str:
         """Return a valid access token, logging in or refreshing first when needed."""
         with self._lock:
+            if self._pair is None and self._cache is not None:
+                self._pair = self._cache.load()
             if self._pair is None:
                 self._pair = self._login()
             elif self._pair.needs_renewal(self._clock()):
@@ -188,8 +249,11 @@ class MapTableAuthenticator(AuthBase):
             )
         except AuthenticationError as exc:
             LOGGER.info("Token refresh was refused (%s); logging in again.", exc)
+            if self._cache is not None:
+                self._cache.clear()
             return self._login()
         self.refreshes += 1
+        self._remember(refreshed)
         return refreshed
 
     def _login(self) -> TokenPair:
@@ -199,7 +263,12 @@ class MapTableAuthenticator(AuthBase):
             headers={},
         )
         self.logins += 1
+        self._remember(pair)
         return pair
+
+    def _remember(self, pair: TokenPair) -> None:
+        if self._cache is not None:
+            self._cache.save(pair)
 
     def _token_call(self, path: str, *, body: dict[str, str], headers: dict[str, str]) -> TokenPair:
         """POST to a token endpoint, retrying transient failures a bounded number of times."""

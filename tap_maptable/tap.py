@@ -8,13 +8,14 @@ import io
 import json
 from functools import cached_property
 from importlib import metadata
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from tap_maptable.auth import MapTableAuthenticator
+from tap_maptable.auth import MapTableAuthenticator, TokenCache
 from tap_maptable.budget_store import budget_key, open_store
 from tap_maptable.columns import name_columns, row_schema
 from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef
@@ -139,6 +140,14 @@ class TapMapTable(Tap):
             "file in the user's cache directory (memory if that cannot be written).",
         ),
         th.Property(
+            "cache_tokens",
+            th.BooleanType,
+            default=True,
+            title="Cache tokens",
+            description="Keep the token pair between runs in the user's cache directory "
+            "(owner-only file, never in the Singer state), saving a login per run.",
+        ),
+        th.Property(
             "allow_insecure_http",
             th.BooleanType,
             default=False,
@@ -236,6 +245,19 @@ class TapMapTable(Tap):
             app_secret=str(self.config["app_secret"]),
             session=throttled_session(self.budget),
             timeout=float(self.config.get("request_timeout", 60)),
+            cache=self._token_cache(),
+        )
+
+    def _token_cache(self) -> TokenCache | None:
+        if not self.config.get("cache_tokens", True):
+            return None
+        from platformdirs import user_cache_dir  # noqa: PLC0415
+
+        return TokenCache(
+            Path(user_cache_dir("tap-maptable")) / "tokens",
+            self.api_url,
+            str(self.config["app_id"]),
+            str(self.config["app_secret"]),
         )
 
     @cached_property

@@ -27,15 +27,17 @@ KNOWN_SECRETS: set[str] = {APP_SECRET}
 def tap_config(sandbox: Any, **extra: Any) -> dict[str, Any]:
     """A config for `sandbox`.
 
-    The budget is kept in memory unless a test says otherwise: a sandbox's port can be reused
-    by a later test, and the default store (a SQLite file shared by every process of the same
-    app on this host) would then carry the earlier test's requests into the later one.
+    The budget is kept in memory and tokens are not cached unless a test says otherwise: a
+    sandbox's port can be reused by a later test, and the defaults (a SQLite budget and a token
+    file shared by every process of the same app on this host) would then carry the earlier
+    test's requests and tokens into the later one.
     """
     return {
         "app_id": APP_ID,
         "app_secret": APP_SECRET,
         "api_url": sandbox.url,
         "rate_limit_store": "memory",
+        "cache_tokens": False,
         **extra,
     }
 

@@ -115,3 +115,29 @@ def test_wrong_secret_ends_the_run_at_once_with_one_line(sandbox) -> None:
     assert "Traceback" not in run.stderr
     assert kinds(sandbox) == {"auth": 1}
     assert "wrong-secret-value" not in run.stderr
+
+
+def test_a_cached_token_saves_the_next_runs_login(sandbox, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    config = tap_config(sandbox, cache_tokens=True)
+    sync(config)
+    sync(config)
+    assert kinds(sandbox)["auth"] == 1
+    files = list((tmp_path / "tap-maptable" / "tokens").glob("*.json"))
+    assert len(files) == 1
+    assert files[0].stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "tap-maptable" / "tokens").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_refused_cached_token_falls_back_to_a_login(sandbox, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    config = tap_config(sandbox, cache_tokens=True)
+    sync(config)
+    sandbox.revoke_tokens()
+    run = sync(config)
+    assert run.records["workspaces"]
+    counts = kinds(sandbox)
+    # the revoked access token gets one 401; its refresh token still works: one refresh
+    assert counts["auth"] == 1
+    assert counts["refresh"] == 1
+    assert [e.status for e in sandbox.requests].count(401) == 1
