@@ -6,6 +6,7 @@ and sync in the same process never ask MapTable twice for the same thing.
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +36,22 @@ if TYPE_CHECKING:
 
 # Ids are emitted as strings: the vendor shows ints, the Node SDK strings. One type fits both.
 _ID = th.StringType
+
+
+class _DropNullBookmarkWarnings(logging.Filter):
+    """singer-sdk warns once per record whose replication key is null.
+
+    MapTable rows with no update time (Go's zero time) are expected, documented, and always
+    emitted; a 1,000,000-row table would log thousands of identical warnings. Each table's
+    stream logs one summary line instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop the SDK's per-record "null replication value" warning only."""
+        return record.getMessage() != "New replication value is null"
+
+
+logging.getLogger("singer_sdk").addFilter(_DropNullBookmarkWarnings())
 
 
 class TableGoneError(MapTableAPIError):
@@ -213,6 +230,7 @@ class TableRowsStream(MapTableStream):
         self._resume_after: str | None = None
         self._paginator: SegmentPaginator | None = None
         self._starting: datetime | None = None
+        self._undated = 0
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
 
     @property
@@ -236,6 +254,7 @@ class TableRowsStream(MapTableStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every row, starting with a first segment discovery already read, if any."""
         self._starting = self.get_starting_timestamp(context)
+        self._undated = 0
         first = self._tap.directory.take_first_segment(self.table.table_id)
         self._resume_after = None
         try:
@@ -248,6 +267,12 @@ class TableRowsStream(MapTableStream):
             yield from super().get_records(context)
         except TableGoneError as exc:
             self.logger.warning("Skipping %s: %s", self.name, exc)
+        if self._undated:
+            self.logger.info(
+                "%s: %d rows have no update time; they are emitted on every run.",
+                self.name,
+                self._undated,
+            )
 
     def validate_response(self, response: requests.Response) -> None:
         """A table deleted since discovery is a warning for this stream, not a failed run."""
@@ -278,10 +303,11 @@ class TableRowsStream(MapTableStream):
 
         The API cannot filter by time, so every segment is read and the filter is applied here.
         """
-        if self.replication_method != "INCREMENTAL" or self._starting is None:
-            return row
         updated = row.get(UPDATED_AT)
         if updated is None:
+            self._undated += 1
+            return row
+        if self.replication_method != "INCREMENTAL" or self._starting is None:
             return row
         return row if parse_timestamp(updated) >= self._starting else None
 
