@@ -30,7 +30,13 @@ from requests.auth import AuthBase
 
 from tap_maptable import api
 from tap_maptable.envelope import EnvelopeError, read_envelope, signal_code
-from tap_maptable.errors import AuthenticationError, TransientAPIError, describe_failure
+from tap_maptable.errors import (
+    AuthenticationError,
+    RateLimitExhaustedError,
+    TransientAPIError,
+    describe_failure,
+)
+from tap_maptable.throttle import rate_limit_wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -248,9 +254,12 @@ class MapTableAuthenticator(AuthBase):
                 headers={"Authorization": as_bearer(pair.refresh_token)},
             )
         except AuthenticationError as exc:
+            newer = self._cache.load() if self._cache is not None else None
+            if newer is not None and newer != pair and not newer.needs_renewal(self._clock()):
+                # Another process of this app rotated the pair and cached the new one.
+                LOGGER.info("Token refresh was refused; using the pair another run renewed.")
+                return newer
             LOGGER.info("Token refresh was refused (%s); logging in again.", exc)
-            if self._cache is not None:
-                self._cache.clear()
             return self._login()
         self.refreshes += 1
         self._remember(refreshed)
@@ -303,6 +312,12 @@ class MapTableAuthenticator(AuthBase):
             timeout=self._timeout,
         )
         status = response.status_code
+        if rate_limit_wait(response, 0) is not None:
+            # The throttle has already waited out every 429 it will: not a refused credential.
+            msg = describe_failure(
+                method="POST", path=path, status=status, message="still rate limited"
+            )
+            raise RateLimitExhaustedError(msg)
         try:
             envelope = read_envelope(response)
         except EnvelopeError as exc:

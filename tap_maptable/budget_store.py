@@ -103,13 +103,23 @@ def default_store_url() -> str | None:
 
 
 def describe_store(url: str) -> str:
-    """The store's URL without its password, fit for logs and errors."""
-    parts = urlsplit(url)
-    if parts.scheme in {"redis", "rediss"}:
-        user = f"{unquote(parts.username)}@" if parts.username else ""
-        port = parts.port or 6379
-        return f"{parts.scheme}://{user}{parts.hostname}:{port}{parts.path or '/0'}"
-    return url
+    """The store's URL without any user or password (whatever the scheme), for logs and errors.
+
+    Everything between the scheme and the last `@` is dropped, so a password containing `/`,
+    `#` or `@` (or a URL missing its `:`) cannot survive a parser's misreading.
+    """
+    safe = url
+    if "@" in url:
+        scheme = url.split("://", 1)[0] + "://" if "://" in url.split("@", 1)[0] else ""
+        safe = scheme + url.rsplit("@", 1)[1]
+    if safe.startswith(("redis://", "rediss://")):
+        parts = urlsplit(safe)
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            return f"{parts.scheme}://{parts.hostname}"
+        return f"{parts.scheme}://{parts.hostname}:{port}{parts.path or '/0'}"
+    return safe
 
 
 def open_store(url: str | None, rate: Rate, app_key: str) -> BudgetStore:
@@ -188,7 +198,7 @@ def _open_sqlite(url: str, rate: Rate, key: str) -> BudgetStore:
                 f"CREATE INDEX IF NOT EXISTS 'idx_{table}_ts' ON '{table}' (item_timestamp)"
             )
             conn.commit()
-        bucket = SQLiteBucket([rate], conn, table=table, lock=lock)
+        bucket = SafeLeakSQLiteBucket([rate], conn, table=table, lock=lock)
         registry = SQLiteRegistry(path, key, lock)
     except (OSError, sqlite3.Error) as exc:
         msg = f"cannot open rate_limit_store {url!r}: {type(exc).__name__}: {exc}"
@@ -316,7 +326,12 @@ def _open_redis(url: str, rate: Rate, key: str) -> BudgetStore:
     except ImportError:
         msg = f"rate_limit_store {safe} needs the redis client: pip install 'tap-maptable[redis]'"
         raise ConfigurationError(msg) from None
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    except ValueError:
+        # The parser's message can quote part of the password: never pass it on.
+        msg = f"invalid config: rate_limit_store {safe} is not a valid Redis URL"
+        raise ConfigurationError(msg) from None
     try:
         client.ping()
         bucket = RedisClockBucket.init([rate], client, f"tap-maptable:budget:{key}")
@@ -326,8 +341,32 @@ def _open_redis(url: str, rate: Rate, key: str) -> BudgetStore:
     return BudgetStore(bucket, RedisRegistry(client, key), safe, shared=True)
 
 
+class SafeLeakSQLiteBucket(SQLiteBucket):
+    """pyrate's SQLite bucket, whose background clean-up survives a busy or failing store.
+
+    pyrate's leaker thread stops (with a traceback) on any error but RuntimeError; a lock held
+    too long by another process must only postpone the clean-up, not end it.
+    """
+
+    def leak(self, current_timestamp: int | None = None) -> int:
+        """Drop expired entries; on a store error, try again at the next interval."""
+        try:
+            return int(super().leak(current_timestamp))
+        except (TimeoutError, OSError, sqlite3.Error) as exc:
+            LOGGER.debug("budget clean-up postponed: %s", type(exc).__name__)
+            return 0
+
+
 class RedisClockBucket(RedisBucket):
     """pyrate's Redis bucket, stamping requests with the Redis server's clock, not the host's."""
+
+    def leak(self, current_timestamp: int | None = None) -> Any:
+        """Drop expired entries; on a Redis error, try again at the next interval."""
+        try:
+            return super().leak(current_timestamp)
+        except Exception as exc:  # noqa: BLE001 - redis is optional; any failure only postpones
+            LOGGER.debug("budget clean-up postponed: %s", type(exc).__name__)
+            return 0
 
     def now(self) -> int:
         """Milliseconds since the epoch, by Redis `TIME`."""
@@ -367,9 +406,13 @@ class RedisRegistry:
             self._client.set(self._pause, str(until), px=ttl_ms)
 
     def resume_at(self) -> float:
-        """When the shared pause ends."""
-        value = self._client.get(self._pause)
-        return float(value) if value else 0.0
+        """When the shared pause ends, by this host's clock (from the key's remaining life).
+
+        The key's time-to-live is kept by Redis, so hosts whose clocks disagree still pause
+        for the same length of time.
+        """
+        remaining_ms = int(self._client.pttl(self._pause))
+        return time.time() + remaining_ms / 1000 if remaining_ms > 0 else 0.0
 
     def close(self) -> None:
         """Forget this process's limit."""

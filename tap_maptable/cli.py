@@ -11,7 +11,12 @@ import sys
 
 import click
 import requests
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    FatalAPIError,
+    RetriableAPIError,
+    SingerSDKError,
+)
 
 from tap_maptable.errors import MapTableError, one_line
 from tap_maptable.tap import TapMapTable
@@ -31,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except requests.RequestException as exc:
         _fail(f"network error talking to MapTable: {type(exc).__name__}")
+    except SingerSDKError as exc:
+        _fail(f"{type(exc).__name__}: {exc}")
     except (OSError, ValueError) as exc:
         _fail(f"{type(exc).__name__}: {exc}")
     sys.exit(code if isinstance(code, int) else 0)

@@ -118,7 +118,7 @@ class MapTableStream(RESTStream[Any]):
         except EnvelopeError as exc:
             text = describe_failure(method=method, path=path, status=status, message=str(exc))
             if status >= HTTPStatus.BAD_REQUEST and status < HTTPStatus.INTERNAL_SERVER_ERROR:
-                raise MapTableAPIError(text) from None
+                raise MapTableAPIError(text, status=status) from None
             raise TransientAPIError(text, response) from None
         text = self._describe(response, method, path, envelope)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
@@ -126,7 +126,7 @@ class MapTableStream(RESTStream[Any]):
         if api.is_transient_code(envelope.code):
             raise TransientAPIError(text, response)
         if status >= HTTPStatus.BAD_REQUEST or not envelope.ok:
-            raise MapTableAPIError(text)
+            raise MapTableAPIError(text, status=status)
 
     def _describe(
         self,

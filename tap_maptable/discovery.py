@@ -8,19 +8,43 @@ list and details are kept for the run, a first segment until its stream takes it
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_maptable import api
+from tap_maptable.errors import MapTableAPIError
 
 if TYPE_CHECKING:
     from tap_maptable.tap import TapMapTable
 
 LOGGER = logging.getLogger("tap_maptable.discovery")
 STREAM_PREFIX = "table_"
-_UNSAFE = re.compile(r"[^0-9A-Za-z_]")
+_ENCODED_PREFIX = "table__"
+_SAFE_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_]*")
+
+
+def stream_name_for(table_id: str) -> str:
+    """`table_<tableId>`; an id with other characters is base32-encoded after `table__`.
+
+    The name must turn back into the id (a catalog names tables only by their streams) and be
+    a safe identifier in every warehouse; MapTable's ids are alphanumeric, so the encoded form
+    is a safety net, not the rule.
+    """
+    if _SAFE_ID.fullmatch(table_id):
+        return STREAM_PREFIX + table_id
+    encoded = base64.b32encode(table_id.encode()).decode().rstrip("=").lower()
+    return _ENCODED_PREFIX + encoded
+
+
+def table_id_for(stream_name: str) -> str:
+    """The table id a `stream_name_for` name stands for."""
+    if stream_name.startswith(_ENCODED_PREFIX):
+        encoded = stream_name.removeprefix(_ENCODED_PREFIX).upper()
+        return base64.b32decode(encoded + "=" * (-len(encoded) % 8)).decode()
+    return stream_name.removeprefix(STREAM_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -38,7 +62,7 @@ class TableRef:
     @property
     def stream_name(self) -> str:
         """`table_<tableId>`: ids are stable where names change."""
-        return STREAM_PREFIX + _UNSAFE.sub("_", self.table_id)
+        return stream_name_for(self.table_id)
 
     @property
     def description(self) -> str:
@@ -112,5 +136,16 @@ class Directory:
         return self._first_segments.pop(table_id, None)
 
     def _projects(self, workspace: dict[str, Any]) -> list[dict[str, Any]]:
-        detail = self.workspace_detail(str(workspace["type"]), str(workspace["id"]))
+        try:
+            detail = self.workspace_detail(str(workspace["type"]), str(workspace["id"]))
+        except MapTableAPIError as exc:
+            if not exc.client_error:
+                raise
+            LOGGER.warning(
+                "Skipping workspace %s/%s during discovery: %s",
+                workspace["type"],
+                workspace["id"],
+                exc,
+            )
+            return []
         return [p for p in detail.get("projects") or [] if isinstance(p, dict)]

@@ -28,6 +28,16 @@ class RateLimitExhaustedError(MapTableError, FatalAPIError):
 class MapTableAPIError(MapTableError, FatalAPIError):
     """A request failed in a way that retrying will not fix."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        """Keep the HTTP status, so callers can tell "not found or forbidden" from the rest."""
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def client_error(self) -> bool:
+        """A 403 or 404: this one resource is gone or not the app's to read."""
+        return self.status in {403, 404}
+
 
 class TransientAPIError(MapTableError, RetriableAPIError):
     """A request failed in a way that a later retry may fix (5xx, proxy page, cut-off body)."""

@@ -147,6 +147,16 @@ def check_catalog(catalog: dict[str, Any]) -> None:
         if not isinstance(entry.get("metadata", []), list):
             msg = f"invalid catalog: stream {name!r} has metadata that is not a list"
             raise ConfigurationError(msg)
+        if (
+            name.startswith("table_")
+            and name != "table_nodes"
+            and (UPDATED_AT not in schema["properties"] or "_row_id" not in schema["properties"])
+        ):
+            msg = (
+                f"invalid catalog: stream {name!r} lacks '_row_id' or {UPDATED_AT!r}; "
+                "run discovery again"
+            )
+            raise ConfigurationError(msg)
 
 
 def normalise_state(state: dict[str, Any]) -> dict[str, Any]:

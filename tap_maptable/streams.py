@@ -7,6 +7,7 @@ and sync in the same process never ask MapTable twice for the same thing.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,7 +27,6 @@ from tap_maptable.pagination import PageNumberPaginator, SegmentPaginator, last_
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import datetime
 
     import requests
     from singer_sdk.helpers.types import Context
@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 # Ids are emitted as strings: the vendor shows ints, the Node SDK strings. One type fits both.
 _ID = th.StringType
+LAST_SEGMENT_ROW_PARAM_QUERY = api.LAST_SEGMENT_ROW_PARAM + "="
+# The bookmark is capped at the run's start (the SDK's signpost, by this host's clock), while
+# `_updated_at` is MapTable's clock: the cap is moved back by this much, so that a host clock
+# running ahead can never let the bookmark pass a row updated during the run.
+SIGNPOST_MARGIN = timedelta(minutes=5)
 
 
 class _DropNullBookmarkWarnings(logging.Filter):
@@ -55,7 +60,7 @@ logging.getLogger("singer_sdk").addFilter(_DropNullBookmarkWarnings())
 
 
 class TableGoneError(MapTableAPIError):
-    """A table named by the catalog or `table_ids` no longer exists (HTTP 404)."""
+    """A table named by the catalog no longer exists (HTTP 404 on its first segment)."""
 
 
 class WorkspacesStream(MapTableStream):
@@ -231,12 +236,28 @@ class TableRowsStream(MapTableStream):
         self._paginator: SegmentPaginator | None = None
         self._starting: datetime | None = None
         self._undated = 0
+        self._pending_version: int | None = None
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
 
     @property
     def emit_activate_version_messages(self) -> bool:
         """FULL_TABLE syncs announce a table version, so targets can drop deleted rows."""
-        return bool(self.config.get("emit_activate_version_messages", True))
+        return True
+
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        """Hold ACTIVATE_VERSION until the whole table has been read.
+
+        The SDK sends it before the first record, and SQL targets then drop every older row
+        at once: a run that failed half-way would leave the warehouse with half a table. Sent
+        after the last record, it removes exactly the rows MapTable no longer has. (A private
+        SDK method: there is no public hook for when the message is written.)
+        """
+        self._pending_version = full_table_version
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
+        """The SDK's cap on the bookmark (the run's start), moved back by a clock-skew margin."""
+        signpost = super().get_replication_key_signpost(context)
+        return signpost - SIGNPOST_MARGIN if isinstance(signpost, datetime) else signpost
 
     def get_url(self, context: Context | None) -> str:  # noqa: ARG002
         """The table's segment endpoint."""
@@ -252,21 +273,17 @@ class TableRowsStream(MapTableStream):
         return {api.LAST_SEGMENT_ROW_PARAM: next_page_token} if next_page_token else {}
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Every row, starting with a first segment discovery already read, if any."""
+        """Every row; then, for FULL_TABLE, the held ACTIVATE_VERSION (only after a whole read)."""
         self._starting = self.get_starting_timestamp(context)
         self._undated = 0
-        first = self._tap.directory.take_first_segment(self.table.table_id)
-        self._resume_after = None
+        version, self._pending_version = self._pending_version, None
         try:
-            if first is not None:
-                self._paginator = SegmentPaginator(self.table.table_id)
-                yield from self.records_from_detail(first)
-                if not first.get("more"):
-                    return
-                self._resume_after = last_row_id(first)
-            yield from super().get_records(context)
+            yield from self._read_segments(context)
         except TableGoneError as exc:
             self.logger.warning("Skipping %s: %s", self.name, exc)
+            return
+        if version is not None:
+            super()._write_activate_version_message(version)
         if self._undated:
             self.logger.info(
                 "%s: %d rows have no update time; they are emitted on every run.",
@@ -274,11 +291,28 @@ class TableRowsStream(MapTableStream):
                 self._undated,
             )
 
+    def _read_segments(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Every row, starting with a first segment discovery already read, if any."""
+        first = self._tap.directory.take_first_segment(self.table.table_id)
+        self._resume_after = None
+        if first is not None:
+            self._paginator = SegmentPaginator(self.table.table_id)
+            yield from self.records_from_detail(first)
+            if not first.get("more"):
+                return
+            self._resume_after = last_row_id(first)
+        yield from super().get_records(context)
+
     def validate_response(self, response: requests.Response) -> None:
-        """A table deleted since discovery is a warning for this stream, not a failed run."""
-        if response.status_code == HTTPStatus.NOT_FOUND:
+        """A table deleted since discovery is a warning for this stream, not a failed run.
+
+        Only on the first segment: a 404 after rows were read is an error, because ending the
+        table there would move the bookmark past the rows never read.
+        """
+        first = LAST_SEGMENT_ROW_PARAM_QUERY not in (response.request.path_url or "")
+        if response.status_code == HTTPStatus.NOT_FOUND and first:
             msg = f"table {self.table.table_id} ({self.table.name!r}) no longer exists (HTTP 404)"
-            raise TableGoneError(msg)
+            raise TableGoneError(msg, status=HTTPStatus.NOT_FOUND)
         super().validate_response(response)
 
     def records_from_detail(self, detail: Any) -> Iterable[dict[str, Any]]:

@@ -18,7 +18,8 @@ from singer_sdk import typing as th
 from tap_maptable.auth import MapTableAuthenticator, TokenCache
 from tap_maptable.budget_store import budget_key, open_store
 from tap_maptable.columns import name_columns, row_schema
-from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef
+from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef, table_id_for
+from tap_maptable.errors import MapTableAPIError
 from tap_maptable.settings import check_catalog, check_config, normalise_state, parse_json_file
 from tap_maptable.streams import (
     ProjectsStream,
@@ -310,7 +311,15 @@ class TapMapTable(Tap):
     def _discover_table_streams(self) -> list[TableRowsStream]:
         streams = []
         for table in self.directory.tables():
-            first = self.directory.first_segment(table)
+            try:
+                first = self.directory.first_segment(table)
+            except MapTableAPIError as exc:
+                if not exc.client_error:
+                    raise
+                # Discovering hundreds of tables takes minutes: one deleted meanwhile, or not
+                # readable by this app, must not stop the others from being extracted.
+                self.logger.warning("Skipping table %s during discovery: %s", table.table_id, exc)
+                continue
             columns = name_columns(list(first.get("columns") or []))
             schema = row_schema(columns)
             schema["description"] = table.description
@@ -327,7 +336,7 @@ class TapMapTable(Tap):
                 continue
             schema = entry.schema.to_dict()
             table = TableRef(
-                table_id=entry.tap_stream_id.removeprefix(STREAM_PREFIX),
+                table_id=table_id_for(entry.tap_stream_id),
                 name=str(schema.get("description") or ""),
             )
             tables.append((table, schema))

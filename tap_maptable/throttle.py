@@ -246,9 +246,12 @@ class ThrottledAdapter(HTTPAdapter):
         """Send once the budget allows; on a rate-limit answer, wait as told and send again."""
         waits = 0
         while True:
+            if self.before_send is not None:
+                # Renew a token that is due *before* taking a slot (a renewal takes its own),
+                self.before_send(request)
             self.budget.acquire()
             if self.before_send is not None:
-                # A wait for the budget can outlast a token: let it be renewed after the wait.
+                # and look again after the wait, which can outlast a short-lived token.
                 self.before_send(request)
             response = super().send(request, *args, **kwargs)
             wait = rate_limit_wait(response, self.budget.spec.window_s)
@@ -278,7 +281,8 @@ def rate_limit_wait(response: requests.Response, window_s: float) -> float | Non
         limited = signal_code(response) in api.RATE_LIMIT_CODES
     if not limited:
         return None
-    return retry_after_seconds(response.headers) or window_s
+    wait = retry_after_seconds(response.headers)
+    return window_s if wait is None else wait
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

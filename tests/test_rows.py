@@ -114,6 +114,9 @@ def test_full_table_emits_activate_version(sandbox) -> None:
     records = [m for m in run.of_type("RECORD") if m["stream"] == stream]
     assert records
     assert all(m.get("version") == versions[0]["version"] for m in records)
+    # sent once, after the last row: a run that fails half-way never empties the warehouse table
+    assert len(versions) == 1
+    assert run.messages.index(versions[0]) > run.messages.index(records[-1])
 
 
 @pytest.mark.parametrize("mode", ["repeat", "cycle"])

@@ -62,7 +62,9 @@ def redis_url(tmp_path):
     proc.wait(timeout=10)
 
 
-def _start_taps(sandbox, tmp_path: Path, store: str, count: int, **extra) -> list[subprocess.Popen[str]]:
+def _start_taps(
+    sandbox, tmp_path: Path, store: str, count: int, **extra
+) -> list[subprocess.Popen[str]]:
     procs = []
     for n in range(count):
         config = tmp_path / f"config-{n}.json"
@@ -215,4 +217,6 @@ def test_budgets_are_keyed_by_app_never_by_secret() -> None:
     assert budget_key("https://maptable.com:443/app-1") != budget_key(
         "https://eu.maptable.com:443/app-1"
     )
-    assert describe_store("redis://user:pw@h:6380/2") == "redis://user@h:6380/2"
+    assert describe_store("redis://user:pw@h:6380/2") == "redis://h:6380/2"
+    assert describe_store("redis://:s3cr/et@h/0") == "redis://h:6379/0"
+    assert "hunter2" not in describe_store("rediss//:hunter2@cache.example:6380/0")
