@@ -20,6 +20,7 @@ from tap_maptable.budget_store import budget_key, open_store
 from tap_maptable.columns import name_columns, row_schema
 from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef, table_id_for
 from tap_maptable.errors import MapTableAPIError
+from tap_maptable.output import SingerOutput
 from tap_maptable.settings import check_catalog, check_config, normalise_state, parse_json_file
 from tap_maptable.streams import (
     ProjectsStream,
@@ -52,6 +53,7 @@ class TapMapTable(Tap):
     """Singer tap for MapTable: workspaces, projects, table nodes and every table's rows."""
 
     name = "tap-maptable"
+    message_writer_class = SingerOutput
 
     config_jsonschema = th.PropertiesList(
         th.Property(

@@ -85,11 +85,13 @@ def sync(
     state: dict[str, Any] | None = None,
 ) -> Run:
     """Run discovery (unless a catalog is given) and sync in this process; return the messages."""
-    buffer = io.StringIO()
+    # The tap writes bytes to stdout's buffer: give it a text stream with one underneath.
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
     with contextlib.redirect_stdout(buffer):
         tap = TapMapTable(config=config, catalog=catalog, state=state)
         tap.sync_all()
-    output = buffer.getvalue()
+    buffer.flush()
+    output = buffer.buffer.getvalue().decode()
     assert_no_secrets(output)
     return Run(messages=[json.loads(line) for line in output.splitlines() if line], tap=tap)
 
