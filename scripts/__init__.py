@@ -1,0 +1,1 @@
+"""Scripts run by the Makefile (`make demo`)."""
