@@ -12,6 +12,7 @@ import base64
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tap_maptable import api
@@ -83,6 +84,7 @@ class Directory:
         self._workspaces: list[dict[str, Any]] | None = None
         self._details: dict[tuple[str, str], dict[str, Any]] = {}
         self._first_segments: dict[str, dict[str, Any]] = {}
+        self._read_at: dict[str, datetime] = {}
 
     def workspaces(self) -> list[dict[str, Any]]:
         """Every workspace the app can see."""
@@ -128,8 +130,17 @@ class Directory:
             from tap_maptable.streams import TableRowsStream  # noqa: PLC0415 - import cycle
 
             probe = TableRowsStream(self._tap, table, schema={"properties": {}})
+            self._read_at[table.table_id] = datetime.now(tz=timezone.utc)
             self._first_segments[table.table_id] = probe.first_segment()
         return self._first_segments[table.table_id]
+
+    def first_segment_read_at(self, table_id: str) -> datetime | None:
+        """When a kept first segment was asked for (None when none is kept).
+
+        Its rows are as old as that: a stream that emits them must not let its bookmark pass
+        this time, or a row updated between discovery and sync would be skipped next run.
+        """
+        return self._read_at.get(table_id) if table_id in self._first_segments else None
 
     def take_first_segment(self, table_id: str) -> dict[str, Any] | None:
         """Hand a kept first segment to its stream, once: a second sync reads it afresh."""

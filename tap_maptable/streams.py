@@ -259,9 +259,18 @@ class TableRowsStream(MapTableStream):
         self._pending_version = full_table_version
 
     def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
-        """The SDK's cap on the bookmark (the run's start), moved back by a clock-skew margin."""
+        """The SDK's cap on the bookmark (the run's start), moved back by a clock-skew margin.
+
+        When discovery in this process already read the table's first segment, the cap is that
+        read's time instead: those rows may be minutes older than the stream's start.
+        """
         signpost = super().get_replication_key_signpost(context)
-        return signpost - SIGNPOST_MARGIN if isinstance(signpost, datetime) else signpost
+        if not isinstance(signpost, datetime):
+            return signpost
+        read_at = self._tap.directory.first_segment_read_at(self.table.table_id)
+        if read_at is not None:
+            signpost = min(signpost, read_at)
+        return signpost - SIGNPOST_MARGIN
 
     def get_url(self, context: Context | None) -> str:  # noqa: ARG002
         """The table's segment endpoint."""

@@ -169,3 +169,26 @@ def test_table_ids_limits_discovery_and_warns_about_unknown_ids(sandbox, caplog)
     catalog = discover(tap_config(sandbox, table_ids=[target, "tblDoesNotExist"]))
     assert [e["tap_stream_id"] for e in _row_streams(catalog)] == [f"table_{target}"]
     assert "tblDoesNotExist" in caplog.text
+
+
+def test_rows_reused_from_discovery_cap_the_bookmark_at_their_read_time(sandbox) -> None:
+    # A first segment read by discovery is as old as that read: the bookmark must not pass it,
+    # or a row updated between discovery and sync would be skipped by the next run.
+    import contextlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    from datetime import datetime, timedelta, timezone  # noqa: PLC0415
+
+    from tap_maptable.tap import TapMapTable  # noqa: PLC0415
+
+    tap = TapMapTable(config=tap_config(sandbox))
+    table = sandbox.data.tables()[0].table_id
+    long_ago = datetime(2024, 6, 1, tzinfo=timezone.utc)  # before most rows' update times
+    tap.directory._read_at[table] = long_ago
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with contextlib.redirect_stdout(out):
+        tap.sync_all()
+    bookmarks = tap.state["bookmarks"]
+    capped = bookmarks[f"table_{table}"]["replication_key_value"]
+    assert datetime.fromisoformat(capped) == long_ago - timedelta(minutes=5)
+    other = sandbox.data.tables()[1].table_id
+    assert datetime.fromisoformat(bookmarks[f"table_{other}"]["replication_key_value"]) > long_ago
