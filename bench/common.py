@@ -1,0 +1,322 @@
+"""What every benchmark shares: the sandbox as a process, measured child processes, the log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+WORK_DIR = BENCH_DIR / "work"  # ignored by .gitignore (bench/work/)
+APP_ID = "bench-app"
+APP_SECRET = "bench-secret-7d1e"  # a sandbox-only credential
+
+
+def venv_bin(name: str) -> str:
+    """A console script of the interpreter running the bench (the project's, or bench's venv)."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        msg = f"{name} not found next to {sys.executable} nor on PATH"
+        raise FileNotFoundError(msg)
+    return found
+
+
+def work_dir(name: str) -> Path:
+    """A fresh directory for one scenario's files (configs, logs, outputs)."""
+    path = WORK_DIR / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+# -- the sandbox -----------------------------------------------------------------------------
+
+
+class Sandbox:
+    """`maptable-sandbox` as a subprocess, with its JSONL request log."""
+
+    def __init__(self, workdir: Path, *args: str, name: str = "sandbox") -> None:
+        """Options as on the command line (`--rate-limit 0`, `--segment-size 10`, ...)."""
+        self.workdir = workdir
+        self.args = list(args)
+        self.log_path = workdir / f"{name}-requests.jsonl"
+        self.ready = workdir / f"{name}.ready"
+        self.stderr_path = workdir / f"{name}.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def __enter__(self) -> Self:
+        """Start it and wait until it listens."""
+        self.ready.unlink(missing_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "maptable_sandbox",
+            "--app",
+            f"{APP_ID}:{APP_SECRET}",
+            "--request-log",
+            str(self.log_path),
+            "--ready-file",
+            str(self.ready),
+            *self.args,
+        ]
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 60
+        while not self.ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                msg = f"sandbox did not start: {self.stderr_path.read_text()[-500:]}"
+                raise RuntimeError(msg)
+            time.sleep(0.05)
+        self.url = self.ready.read_text().strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop it (SIGTERM, then SIGKILL)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every API request logged so far (t, method, path, query, status, kind, ...)."""
+        if not self.log_path.exists():
+            return []
+        with self.log_path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def token(self) -> str:
+        """Log in once (one request of the budget) and return the access token as issued."""
+        import requests  # noqa: PLC0415 - only the peer benchmark needs it
+
+        response = requests.post(
+            f"{self.url}/open/api/v1/auth/",
+            json={"appId": APP_ID, "appSecret": APP_SECRET},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return str(response.json()["detail"]["token"])
+
+
+def tap_config(url: str, **extra: Any) -> dict[str, Any]:
+    """A tap-maptable config for a bench sandbox."""
+    return {"app_id": APP_ID, "app_secret": APP_SECRET, "api_url": url, **extra}
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write `data` as JSON and return the path."""
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+# -- measured child processes ----------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    """One child process: wall time, exit status, CPU time (wait4) and peak RSS (VmHWM)."""
+
+    argv: list[str]
+    wall_s: float
+    returncode: int
+    maxrss_mib: float
+    user_s: float
+    sys_s: float
+    stderr_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cpu_s(self) -> float:
+        """User plus system CPU seconds of the process."""
+        return self.user_s + self.sys_s
+
+    def stderr_tail(self, n: int = 5) -> str:
+        """The last lines of its stderr, for failure reports."""
+        if self.stderr_path is None or not self.stderr_path.exists():
+            return ""
+        lines = self.stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+
+
+def run_measured(
+    argv: list[str],
+    *,
+    stdout: IO[Any] | int = subprocess.DEVNULL,
+    stderr_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 3600,
+) -> Measured:
+    """Run `argv` to completion; CPU time from wait4, peak RSS from /proc/<pid>/status.
+
+    Not wait4's ru_maxrss: on Linux a child's maxrss starts from its parent's RSS at fork (it
+    survives the exec), so every child of a big bench process would report at least that.
+    VmHWM belongs to the process's own memory map (reset by exec) and only grows; it is read
+    every 20 ms, and its last reading before exit is the peak.
+    """
+    err: IO[Any] | int = subprocess.DEVNULL
+    if stderr_path is not None:
+        err = stderr_path.open("wb")
+    try:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            stdout=stdout,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        peak = [0]
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, peak, done), daemon=True)
+        watcher.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+            done.set()
+            watcher.join()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if stderr_path is not None and not isinstance(err, int):
+            err.close()
+    return Measured(
+        argv=argv,
+        wall_s=wall,
+        returncode=proc.returncode,
+        maxrss_mib=peak[0] / 1024,  # KiB
+        user_s=usage.ru_utime,
+        sys_s=usage.ru_stime,
+        stderr_path=stderr_path,
+    )
+
+
+def _watch_hwm(pid: int, peak: list[int], done: threading.Event) -> None:
+    """Keep `peak[0]` at the process's VmHWM (KiB) until it exits."""
+    path = Path(f"/proc/{pid}/status")
+    while not done.is_set():
+        try:
+            for line in path.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak[0] = max(peak[0], int(line.split()[1]))
+                    break
+        except (OSError, ValueError):
+            pass
+        done.wait(0.02)
+
+
+# -- reading the request log -----------------------------------------------------------------
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most requests any sliding window of `window` seconds holds (the server's reading)."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def sliding_counts(times: list[float], window: float) -> list[int]:
+    """For each request (in time order), how many requests the window ending at it holds."""
+    ordered = sorted(times)
+    counts = []
+    start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window:
+            start += 1
+        counts.append(end - start + 1)
+    return counts
+
+
+def min_span(n: int, limit: int, window: float) -> float:
+    """Shortest first-to-last span of `n` requests under `limit` per sliding `window`."""
+    if n <= 1 or limit <= 0:
+        return 0.0
+    return ((n - 1) // limit) * window
+
+
+def by_kind(entries: list[dict[str, Any]]) -> Counter[str]:
+    """Requests per kind; a table's first segment (no cursor) counts as `rows:first`."""
+    counts: Counter[str] = Counter()
+    for e in entries:
+        kind = e["kind"]
+        if kind == "rows" and not e["query"].get("lastSegmentRowID"):
+            kind = "rows:first"
+        counts[kind] += 1
+    return counts
+
+
+# -- the machine -----------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, str]:
+    """What the figures were measured on."""
+    info = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "singer-sdk": _version("singer-sdk"),
+        "tap-maptable": _version("tap-maptable"),
+        "requests": _version("requests"),
+        "msgspec": _version("msgspec"),
+    }
+    info["load average (1, 5, 15 min)"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    try:
+        import psutil  # noqa: PLC0415 - optional
+
+        info["memory"] = f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
+    except ImportError:
+        pass
+    return info

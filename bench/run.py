@@ -1,0 +1,558 @@
+"""`python -m bench.run`: run the benchmarks and write bench/RESULTS.md and bench/budget.png.
+
+    python -m bench.run                       # everything (about 12 minutes: two strict runs)
+    python -m bench.run --only budget,memory  # a subset
+    python -m bench.run --quick               # smaller data, a 6-s rate window: ~3 minutes
+
+Figures: budget (1, and the picture, 6), pipeline (2), throughput (3), memory (4), peer (5),
+shared (7). `--quick` numbers are for trying the bench out, not for quoting.
+
+Results are merged: figures not run this time are kept from the previous run of the same mode
+(bench/work/results.json, or results-quick.json for --quick), with the date they were measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from bench import budget, memory, peer, pipeline, shared, throughput
+from bench.common import BENCH_DIR, WORK_DIR, machine_info
+from bench.plot import budget_png
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FIGURES = ("budget", "pipeline", "throughput", "memory", "peer", "shared")
+RUNNERS = {
+    "budget": budget.run,
+    "pipeline": pipeline.run,
+    "throughput": throughput.run,
+    "memory": memory.run,
+    "peer": peer.run,
+    "shared": shared.run,
+}
+STORE_NAMES = {"sqlite": "SQLite", "redis": "Redis", "memory": "memory (not shared)"}
+
+
+def _ok(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("yes" if flag else "**no**")
+
+
+def _num(x: float, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
+
+
+def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(#, figure, measured, target, met) for the summary table."""
+    rows = []
+    b = res.get("budget")
+    if isinstance(b, dict) and "ratio" in b:
+        rows.append(
+            (
+                "1",
+                f"Budget efficiency (strict {b['limit']} per {b['window_s']:g} s sandbox)",
+                (
+                    f"{b['requests_admitted']} requests in {_num(b['elapsed_s'], 1)} s; minimum "
+                    f"{_num(b['min_span_s'], 0)} s; **ratio {b['ratio']:.3f}**; "
+                    f"{b['rate_limited_429']} x 429; busiest {b['window_s']:g}-s window "
+                    f"{b['max_in_window_admitted']}"
+                ),
+                "ratio <= 1.05, 0 x 429",
+                _ok(b["ratio"] <= 1.05 and b["rate_limited_429"] == 0),
+            )
+        )
+    p = res.get("pipeline")
+    if isinstance(p, dict) and "runs" in p:
+        first = p["runs"][0]
+        later = p["runs"][1] if len(p["runs"]) > 1 else None
+        text = f"first run {first['total']} / {p['minimum_total']} = **{first['ratio']:.2f}**" + (
+            f"; second run {later['total']} / {p['minimum_total']} = {later['ratio']:.2f}"
+            if later
+            else ""
+        )
+        rows.append(
+            ("2", "Requests per `meltano run` (demo data)", text, "1.0", _ok(first["ratio"] <= 1.0))
+        )
+    t = res.get("throughput")
+    if isinstance(t, dict) and "tap" in t:
+        ratio = t["tap"]["wall_s"] / t["baseline"]["wall_s"]
+        text = (
+            f"tap {_num(t['tap']['rows_per_s'], 0)} rows/s, baseline "
+            f"{_num(t['baseline']['rows_per_s'], 0)} rows/s: **{ratio:.2f}x** "
+            f"(CPU {t['tap']['cpu_s'] / t['baseline']['cpu_s']:.2f}x)"
+        )
+        for name, v in t.items():
+            if name in {"tap", "baseline"} or not (isinstance(v, dict) and "wall_s" in v):
+                continue
+            vs = v["wall_s"] / t["baseline"]["wall_s"]
+            cpu = v["cpu_s"] / t["baseline"]["cpu_s"]
+            text += f"; {name} {_num(v['rows_per_s'], 0)} rows/s: {vs:.2f}x (CPU {cpu:.2f}x)"
+        rows.append(
+            (
+                "3",
+                f"Throughput, {t['rows']:,} rows, unthrottled",
+                text,
+                "<= 1.5x baseline",
+                _ok(ratio <= 1.5),
+            )
+        )
+    m = res.get("memory")
+    if isinstance(m, dict) and "growth" in m:
+        small, large = m["sizes"]
+        text = (
+            f"{small:,} rows: {_num(m[str(small)]['maxrss_mib'], 1)} MiB; {large:,} rows: "
+            f"{_num(m[str(large)]['maxrss_mib'], 1)} MiB: **{m['growth'] * 100:+.1f} %**"
+        )
+        rows.append(("4", "Peak RSS, one table", text, "<= +10 %", _ok(m["growth"] <= 0.10)))
+    q = res.get("peer")
+    if isinstance(q, dict) and "ratio" in q:
+        text = (
+            f"exit {q['returncode']}; {q['records']:,} records; {q['requests_sent']} requests sent "
+            f"({q['requests_admitted']} admitted), **{q['rate_limited_429']} x 429**; "
+            f"{_num(q['elapsed_s'], 1)} s first to last request (ratio {q['ratio']:.3f}); "
+            f"wall {_num(q['wall_s'], 1)} s"
+        )
+        rows.append(
+            ("5", "Peer: tap-rest-api-msdk, same strict sandbox", text, "(comparison)", "n/a")
+        )
+    if isinstance(b, dict) and "ratio" in b:
+        rows.append(("6", "Picture", "[budget.png](budget.png)", "", "n/a"))
+    s = res.get("shared")
+    if isinstance(s, dict) and "runs" in s:
+        rows.append(_shared_summary(s))
+    for name in FIGURES:
+        value = res.get(name)
+        if isinstance(value, dict) and "skipped" in value:
+            rows.append(("-", name, f"not run: {value['skipped']}", "", "n/a"))
+    return rows
+
+
+def _ratio(r: dict[str, Any]) -> str:
+    return "n/a" if not r["min_span_s"] else f"{r['ratio']:.3f}"
+
+
+def _shared_ok(s: dict[str, Any]) -> bool:
+    """Every shared-store run: 0 x 429, every process complete, ratio <= 1.05 where defined."""
+    return all(
+        r["rate_limited_429"] == 0 and r["all_ok"] and (not r["min_span_s"] or r["ratio"] <= 1.05)
+        for r in s["runs"]
+        if r["store"] != "memory"
+    )
+
+
+def _shared_summary(s: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    parts = []
+    for store in ("sqlite", "redis", "memory"):
+        runs = [r for r in s["runs"] if r["store"] == store]
+        if not runs:
+            continue
+        slash = "/".join
+        parts.append(
+            f"{STORE_NAMES[store]}, {slash(str(r['processes']) for r in runs)} processes: "
+            f"{slash(str(r['requests_admitted']) for r in runs)} requests, "
+            f"**{slash(str(r['rate_limited_429']) for r in runs)} x 429**, "
+            f"ratio {slash(_ratio(r) for r in runs)}, busiest window "
+            f"{slash(str(r['max_in_window_admitted']) for r in runs)}, all complete "
+            f"{slash(_ok(r['all_ok']) for r in runs)}"
+        )
+    return (
+        "7",
+        f"Processes sharing one budget (strict {s['limit']} per {s['window_s']:g} s sandbox)",
+        "; ".join(parts),
+        "shared stores: 0 x 429, ratio <= 1.05, every process exit 0 and complete",
+        _ok(_shared_ok(s)),
+    )
+
+
+def _shared_lines(s: dict[str, Any]) -> list[str]:
+    per = s["requests_per_process"]
+    lines = [
+        "",
+        "## 7. Processes sharing one budget",
+        "",
+        (
+            f"One strict sandbox ({s['limit']} requests per sliding {s['window_s']:g} s for the "
+            "app, 2 workspaces x 2 projects x 2 tables of "
+            f"{s['rows_per_table']} rows in segments of {s['segment_size']}) per configuration; "
+            "N tap processes started at once, each with `cache_tokens: false` (each logs in, as "
+            f"N separate pipelines would) and its own {s['tables_per_process']} tables "
+            f"(`table_ids`): 1 login, 1 workspace page, 2 workspace details and the segments, "
+            f"{per} requests a process, {4 * per} for 4. Every process of a configuration "
+            "names the same `rate_limit_store` (a fresh SQLite file; a Redis database of a "
+            "redis-server the bench starts on loopback). The `memory` rows are the contrast: "
+            "each process paces only itself, killed (exit -9) after 2 x (minimum + window). The "
+            "three series (SQLite, Redis, memory) run side by side, each on its own sandbox. "
+            "Requests and 429s come from the sandbox's log; elapsed is its first to last "
+            "request; the minimum is floor((N-1)/limit) x window for the N admitted (0, so no "
+            "ratio, when all fit in one window)."
+        ),
+        "",
+    ]
+    lines += _table(
+        [
+            "store",
+            "processes",
+            "needed",
+            "admitted",
+            "429s",
+            f"busiest {s['window_s']:g}-s window (admitted / sent)",
+            "elapsed s",
+            "minimum s",
+            "ratio",
+            "process wall s",
+            "exit codes",
+            "all complete",
+        ],
+        [
+            [
+                STORE_NAMES[r["store"]],
+                r["processes"],
+                r["needed"],
+                r["requests_admitted"],
+                r["rate_limited_429"],
+                f"{r['max_in_window_admitted']} / {r['max_in_window_sent']}",
+                f"{r['elapsed_s']:.1f}",
+                f"{r['min_span_s']:.0f}",
+                _ratio(r),
+                ", ".join(f"{p['wall_s']:.1f}" for p in r["procs"]),
+                ", ".join(str(p["returncode"]) for p in r["procs"]),
+                _ok(r["all_ok"]),
+            ]
+            for r in s["runs"]
+        ],
+    )
+    errors = [
+        f"{r['store']} x {r['processes']}, process {i}: {p['error']}"
+        for r in s["runs"]
+        for i, p in enumerate(r["procs"])
+        if p["error"]
+    ]
+    if errors:
+        lines += ["", "Errors (last lines of stderr):", "", "```", *errors, "```"]
+    return lines
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def _profile_lines(prof: dict[str, Any]) -> list[str]:
+    lines = [
+        (
+            "cProfile of one tap run (same data; profiling slows it down): "
+            f"{prof['total_own_s']:.1f} s "
+            "of profiled time, own time by area:"
+        ),
+        "",
+    ]
+    lines += _table(
+        ["area", "own s", "share"],
+        [
+            [k, f"{v:.2f}", f"{v / prof['total_own_s'] * 100:.0f} %"]
+            for k, v in prof["areas"].items()
+        ],
+    )
+    for key, title in (
+        ("tap_own", "tap_maptable: most own time"),
+        ("tap_cum", "tap_maptable: most cumulative time"),
+        ("sdk_own", "singer_sdk: most own time"),
+        ("sdk_cum", "singer_sdk: most cumulative time"),
+    ):
+        lines += ["", f"**{title}**", ""]
+        lines += _table(
+            ["function", "calls", "own s", "cum s"],
+            [
+                [f"`{r['function']}`", r["calls"], f"{r['own_s']:.2f}", f"{r['cum_s']:.2f}"]
+                for r in prof[key]
+            ],
+        )
+    return lines
+
+
+def _earlier_lines(res: dict[str, Any], info: dict[str, str]) -> list[str]:
+    """Which figures were kept from earlier runs, and when those were measured."""
+    earlier: dict[str, list[str]] = {}
+    for name, when in res.get("_measured", {}).items():
+        if name in res and when.get("date") != info["date"]:
+            command = when.get("command")
+            key = when.get("date", "?") + (f" by `{command}`" if command else "")
+            earlier.setdefault(key, []).append(name)
+    if not earlier:
+        return []
+    return [
+        "",
+        "Figures kept from earlier runs (not run this time; the machine line above is this "
+        "run's): "
+        + "; ".join(f"{', '.join(names)}: measured {key}" for key, names in earlier.items())
+        + ".",
+    ]
+
+
+def write_results(res: dict[str, Any], info: dict[str, str], args: argparse.Namespace) -> str:
+    lines = [
+        "# tap-maptable benchmarks",
+        "",
+        f"Written by `python -m bench.run{' --quick' if args.quick else ''}"
+        f"{' --only ' + args.only if args.only else ''}` in {res['_elapsed_s'] / 60:.1f} min. "
+        "See [README.md](README.md) for what each figure means and how it is measured."
+        + (
+            " **Quick mode: small data and a 6-s rate window; not for quoting.**"
+            if args.quick
+            else ""
+        ),
+        "",
+        "## Machine",
+        "",
+    ]
+    lines += _table(["", ""], [[k, v] for k, v in info.items()])
+    lines += _earlier_lines(res, info)
+    lines += ["", "## The figures", ""]
+    lines += _table(
+        ["#", "figure", "measured", "target", "met"], [list(r) for r in summary_rows(res)]
+    )
+
+    b = res.get("budget")
+    if isinstance(b, dict) and "ratio" in b:
+        lines += [
+            "",
+            "## 1. Budget efficiency",
+            "",
+            (
+                f"8 tables x 240 rows in segments of 10, sandbox limit {b['limit']} per sliding "
+                f"{b['window_s']:g} s. Minimum span = floor((N-1)/{b['limit']}) x "
+                f"{b['window_s']:g} s "
+                f"for N = {b['requests_admitted']} requests. Tap process wall time "
+                f"{b['tap_wall_s']:.1f} s (exit {b['tap_returncode']}). Requests by kind: "
+                f"{b['by_kind']}. Busiest window counting every request sent: "
+                f"{b['max_in_window_sent']}."
+            ),
+            "",
+            "![requests per sliding window](budget.png)",
+        ]
+    p = res.get("pipeline")
+    if isinstance(p, dict) and "runs" in p:
+        lines += [
+            "",
+            "## 2. Requests per pipeline",
+            "",
+            (
+                "`meltano run tap-maptable target-jsonl` (Meltano 4.4.1, the project's "
+                "meltano.yml, "
+                f"dev environment) against the sandbox's default data. Minimum: {p['minimum']} = "
+                f"{p['minimum_total']} (`rows:first` = a table's first segment, `rows` = the "
+                "others)."
+            ),
+            "",
+        ]
+        lines += _table(
+            ["run", "exit", "wall s", "requests by kind", "total", "ratio", "extra requests"],
+            [
+                [
+                    r["attempt"],
+                    r["returncode"],
+                    f"{r['wall_s']:.1f}",
+                    r["sent"],
+                    r["total"],
+                    f"{r['ratio']:.2f}",
+                    r["extra"] or "none",
+                ]
+                for r in p["runs"]
+            ],
+        )
+        errors = [r["error"] for r in p["runs"] if r["error"]]
+        if errors:
+            lines += ["", "Errors:", "", "```", *errors, "```"]
+    t = res.get("throughput")
+    if isinstance(t, dict) and "tap" in t:
+        lines += [
+            "",
+            "## 3. Throughput",
+            "",
+            (
+                f"One table of {t['rows']:,} rows, segments of {t['segment_size']}, sandbox "
+                "unthrottled "
+                "(`--rate-limit 0`), output to /dev/null. "
+                f"Best of {t['repeats']} interleaved runs; "
+                "wall time includes process start. Wall times move with any other load on the "
+                "machine (see the load average above); CPU s, the process's own user + system "
+                "time, "
+                "is the steadier comparison. The sandbox (generating rows) shares "
+                f"the 2 cores with the client. Requests per run: {t['requests']}. "
+                f"Baseline records vs. tap records: {t['records_check']}."
+            ),
+            "",
+        ]
+        lines += _table(
+            [
+                "variant",
+                "wall s (best)",
+                "all runs",
+                "rows/s",
+                "CPU s",
+                "peak RSS MiB",
+                "vs baseline",
+            ],
+            [
+                [
+                    name,
+                    f"{v['wall_s']:.2f}",
+                    ", ".join(f"{w:.2f}" for w in v["wall_all_s"]),
+                    f"{v['rows_per_s']:,.0f}",
+                    f"{v['cpu_s']:.2f}",
+                    f"{v['maxrss_mib']:.1f}",
+                    f"{v['wall_s'] / t['baseline']['wall_s']:.2f}x",
+                ]
+                for name, v in t.items()
+                if isinstance(v, dict) and "wall_s" in v
+            ],
+        )
+        if t.get("profile"):
+            lines += ["", "### Profile", "", *_profile_lines(t["profile"])]
+    m = res.get("memory")
+    if isinstance(m, dict) and "growth" in m:
+        lines += [
+            "",
+            "## 4. Memory",
+            "",
+            "Peak RSS: the tap process's VmHWM (/proc), one table each, unthrottled.",
+            "",
+        ]
+        lines += _table(
+            ["rows", "peak RSS MiB", "wall s", "rows/s", "exit"],
+            [
+                [
+                    f"{n:,}",
+                    f"{m[str(n)]['maxrss_mib']:.1f}",
+                    f"{m[str(n)]['wall_s']:.1f}",
+                    f"{m[str(n)]['rows_per_s']:,.0f}",
+                    m[str(n)]["returncode"],
+                ]
+                for n in m["sizes"]
+            ],
+        )
+    q = res.get("peer")
+    if isinstance(q, dict) and "ratio" in q:
+        lines += [
+            "",
+            "## 5. Peer: tap-rest-api-msdk 1.4.2",
+            "",
+            (
+                "Installed in bench/.venv-peer (singer-sdk 0.40), static token from one login, one "
+                "stream per path (workspace list, each workspace detail, each table's segments), "
+                "jsonpath paging on the last row id (`lastSegmentRowID`; it cannot read `more`, so "
+                "each table costs one extra, empty segment), `backoff_type: header` (waits "
+                "Retry-After). It infers schemas by fetching each stream once during discovery. "
+                f"Requests by kind: {q['by_kind']}. Busiest {q['window_s']:g}-s window: "
+                f"{q['max_in_window_admitted']} admitted, {q['max_in_window_sent']} sent."
+            ),
+        ]
+        if q["error"]:
+            lines += ["", "```", q["error"], "```"]
+    s = res.get("shared")
+    if isinstance(s, dict) and "runs" in s:
+        lines += _shared_lines(s)
+    failures = {
+        k: v["traceback"] for k, v in res.items() if isinstance(v, dict) and "traceback" in v
+    }
+    if failures:
+        lines += ["", "## Failures", ""]
+        for k, v in failures.items():
+            lines += [f"{k}:", "", "```", v, "```"]
+    text = "\n".join(lines) + "\n"
+    (BENCH_DIR / "RESULTS.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def _run_one(name: str, quick: bool) -> dict[str, Any]:
+    reason = pipeline.available() if name == "pipeline" else None
+    if reason:
+        print(f"[bench] {name}: skipped ({reason})", flush=True)
+        return {"skipped": reason}
+    print(f"[bench] {name} ...", flush=True)
+    t0 = time.monotonic()
+    try:
+        result = RUNNERS[name](quick=quick)
+    except Exception as exc:
+        result = {
+            "skipped": f"failed: {type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
+        print(result["traceback"], flush=True)
+    print(f"[bench] {name} done in {time.monotonic() - t0:.0f} s", flush=True)
+    return result
+
+
+def _previous(path: Path, results: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Put the figures of the previous run of this mode into `results`; return their dates.
+
+    A figure not run this time keeps its last numbers, so that `--only` updates RESULTS.md
+    instead of dropping the rest. Results files from before this merge have no per-figure
+    dates: their figures are dated by the file's machine line.
+    """
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    measured = dict(previous.get("_measured") or {})
+    fallback = {"date": previous.get("machine", {}).get("date", "?")}
+    for name in FIGURES:
+        if name in previous:
+            results[name] = previous[name]
+            measured.setdefault(name, fallback)
+    return measured
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(FIGURES)}")
+    parser.add_argument("--quick", action="store_true", help="small data, 6-s rate window")
+    args = parser.parse_args()
+    chosen = [f.strip() for f in args.only.split(",")] if args.only else list(FIGURES)
+    unknown = set(chosen) - set(FIGURES)
+    if unknown:
+        parser.error(f"unknown figure(s): {', '.join(sorted(unknown))}")
+    info = machine_info()
+    started = time.monotonic()
+    command = (
+        f"python -m bench.run{' --quick' if args.quick else ''}"
+        f"{' --only ' + args.only if args.only else ''}"
+    )
+    results_path = WORK_DIR / ("results-quick.json" if args.quick else "results.json")
+    results: dict[str, Any] = {}
+    measured = _previous(results_path, results)
+    for name in chosen:
+        measured[name] = {"date": info["date"], "command": command}
+    # The two strict runs (budget, peer) mostly wait on the rate limit, each on its own sandbox
+    # and app: run them side by side. Nothing else runs beside them.
+    side_by_side = {"budget", "peer"} <= set(chosen)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for name in FIGURES:
+            if name not in chosen or (side_by_side and name == "peer"):
+                continue
+            peer_future = (
+                pool.submit(_run_one, "peer", args.quick)
+                if side_by_side and name == "budget"
+                else None
+            )
+            results[name] = _run_one(name, args.quick)
+            if name == "budget" and "timeline" in results[name]:
+                budget_png(results[name], BENCH_DIR / "budget.png")
+            if peer_future is not None:
+                results["peer"] = peer_future.result()
+    results["_elapsed_s"] = time.monotonic() - started
+    results["_measured"] = measured
+    WORK_DIR.mkdir(exist_ok=True)
+    results_path.write_text(json.dumps({"machine": info, **results}, indent=2, default=str))
+    print(write_results(results, info, args))
+
+
+if __name__ == "__main__":
+    main()
