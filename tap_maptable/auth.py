@@ -46,7 +46,8 @@ LOGGER = logging.getLogger("tap_maptable.auth")
 
 # Refresh this long before expiry (capped at a tenth of the token's life for short-lived tokens).
 REFRESH_MARGIN_S = 300.0
-# Token requests retry transient failures (5xx, dropped connections) this many times in all.
+# Token requests retry transient failures (5xx, dropped connections) this many times in all,
+# unless the `max_tries` setting says otherwise.
 TOKEN_REQUEST_TRIES = 5
 _RETRIED_MARK = "_maptable_auth_retried"
 _OURS_MARK = "_maptable_auth_applied"
@@ -169,6 +170,7 @@ class MapTableAuthenticator(AuthBase):
         timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
         cache: TokenCache | None = None,
+        tries: int = TOKEN_REQUEST_TRIES,
     ) -> None:
         """Create the authenticator; `session` must share the budget and carry no auth."""
         self._api_url = api_url.rstrip("/")
@@ -179,6 +181,7 @@ class MapTableAuthenticator(AuthBase):
         self._clock = clock
         self._lock = threading.RLock()
         self._cache = cache
+        self._tries = max(tries, 1)
         self._pair: TokenPair | None = None
         self.logins = 0
         self.refreshes = 0
@@ -282,19 +285,19 @@ class MapTableAuthenticator(AuthBase):
     def _token_call(self, path: str, *, body: dict[str, str], headers: dict[str, str]) -> TokenPair:
         """POST to a token endpoint, retrying transient failures a bounded number of times."""
         last_error: Exception | None = None
-        for attempt in range(1, TOKEN_REQUEST_TRIES + 1):
+        for attempt in range(1, self._tries + 1):
             try:
                 return self._token_call_once(path, body=body, headers=headers)
             except (TransientAPIError, requests.ConnectionError, requests.Timeout) as exc:  # noqa: PERF203
                 last_error = exc
-                if attempt < TOKEN_REQUEST_TRIES:
+                if attempt < self._tries:
                     delay = min(2.0**attempt, 30.0) * (0.5 + 0.5 * _jitter())
                     LOGGER.warning(
                         "Token request %s failed (%s); retry %d of %d in %.1f s.",
                         path,
                         _safe_reason(exc),
                         attempt,
-                        TOKEN_REQUEST_TRIES - 1,
+                        self._tries - 1,
                         delay,
                     )
                     time.sleep(delay)

@@ -89,9 +89,16 @@ def name_columns(raw_columns: list[dict[str, Any]]) -> list[Column]:
     for raw in raw_columns:
         column_id = str(raw.get("id", ""))
         name = str(raw.get("name") or "")
-        candidate = name if name.strip() else f"_column_{column_id}"
+        base = name if name.strip() else f"_column_{column_id}"
+        candidate = base
         if candidate.casefold() in taken:
-            candidate = f"{candidate}__{column_id}"
+            candidate = f"{base}__{column_id}"
+        # A suffixed name can itself be taken (a column may be *named* "Amount__fld3"):
+        # count up until it is free, so that properties stay unique case-insensitively.
+        n = 2
+        while candidate.casefold() in taken:
+            candidate = f"{base}__{column_id}_{n}"
+            n += 1
         taken.add(candidate.casefold())
         columns.append(
             Column(id=column_id, name=name, type=str(raw.get("type", "")), prop_name=candidate)
@@ -159,31 +166,41 @@ def coerce_value(column_type: str, value: Any) -> Any:
 
 def parse_datetime(value: Any) -> str | None:
     """Normalise an API time to RFC 3339 UTC; Go's zero time (year 1) means "no time": None."""
-    if isinstance(value, bool):
-        raise InvalidValueError(value)
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise InvalidValueError(value)
-        seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
-        try:
-            moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise InvalidValueError(value) from exc
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
+    if isinstance(value, str):
+        if not value.strip():
             return None
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidValueError(value) from exc
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+        moment = _moment_from_text(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        moment = _moment_from_epoch(value)
     else:
         raise InvalidValueError(value)
     if moment.year <= GO_ZERO_TIME_YEAR:
         return None
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError) as exc:  # e.g. 9999-12-31T23:59:59-01:00
+        raise InvalidValueError(value) from exc
+    return utc.isoformat().replace("+00:00", "Z")
+
+
+def _moment_from_text(value: str) -> datetime:
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidValueError(value) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _moment_from_epoch(value: float) -> datetime:
+    """Epoch seconds, or milliseconds for numbers too large to be seconds."""
+    try:
+        if not math.isfinite(value):
+            raise InvalidValueError(value)
+        seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidValueError(value) from exc
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -216,13 +233,15 @@ def _coordinate(value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
         raise InvalidValueError(value)
     try:
-        lng, lat = _number(value["lng"]), _number(value["lat"])
-    except (KeyError, InvalidValueError) as exc:
+        lng, lat = float(_number(value["lng"])), float(_number(value["lat"]))
+    except (KeyError, InvalidValueError, OverflowError) as exc:
         raise InvalidValueError(value) from exc
-    return {"lng": float(lng), "lat": float(lat)}
+    return {"lng": lng, "lat": lat}
 
 
 def _meta_time(value: Any, name: str, invalid: dict[str, Any]) -> str | None:
+    if value is None:
+        return None
     try:
         return parse_datetime(value)
     except InvalidValueError:

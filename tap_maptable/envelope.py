@@ -78,7 +78,7 @@ def _parse(response: requests.Response) -> Envelope:
         raise EnvelopeError(msg)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         msg = f"the response body is not valid JSON ({len(body)} bytes; truncated?)"
         raise EnvelopeError(msg) from exc
     if not isinstance(payload, dict) or api.ENVELOPE_CODE not in payload:

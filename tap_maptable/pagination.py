@@ -80,10 +80,13 @@ class SegmentPaginator(BaseAPIPaginator[str | None]):
 
 def last_row_id(detail: dict[str, Any]) -> str | None:
     """The id of a segment's last row, or None for an empty segment."""
-    rows = detail.get("rows") or []
-    if not rows or not isinstance(rows[-1], dict) or rows[-1].get("id") is None:
+    rows = detail.get("rows")
+    if not isinstance(rows, list) or not rows:
         return None
-    return str(rows[-1]["id"])
+    last = rows[-1]
+    if not isinstance(last, dict) or last.get("id") is None:
+        return None
+    return str(last["id"])
 
 
 def _detail(response: requests.Response) -> dict[str, Any]:

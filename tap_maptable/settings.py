@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -59,12 +61,18 @@ def _describe(error: ValidationError) -> str:
         return f"{path} must be {wanted}, not {_json_type(error.instance)}"
     if path.split(".")[0] in SECRET_SETTINGS:
         return f"{path} is invalid ({error.validator})"
+    if isinstance(error.instance, Decimal):
+        return (
+            f"{path}: {error.instance} is not allowed ({error.validator} {error.validator_value})"
+        )
     return f"{path}: {error.message}"
 
 
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, Decimal):  # the SDK reads JSON numbers as Decimal
+        return "an integer" if value == value.to_integral_value() else "a number"
     return {
         bool: "true/false",
         int: "an integer",
@@ -113,17 +121,33 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parse_json_file(text: str, what: str) -> dict[str, Any]:
-    """Parse a catalog or state file, or raise one line naming the file and the problem."""
+def parse_json_file(text: str, what: str, path: str | None = None) -> dict[str, Any]:
+    """Parse a config, catalog or state file, or raise one line naming it and the problem."""
+    source = f"{path} is " if path else ""
     try:
         value = json.loads(text) if text.strip() else None
     except ValueError as exc:
-        msg = f"invalid {what}: not valid JSON ({exc})"
+        msg = f"invalid {what}: not valid JSON ({exc})".replace(
+            "invalid config file", "invalid config: file"
+        )
         raise ConfigurationError(msg) from None
     if not isinstance(value, dict):
-        msg = f"invalid {what}: expected a JSON object, got {_json_type(value)}"
+        msg = f"invalid {what}: {source}expected a JSON object, got {_json_type(value)}"
         raise ConfigurationError(msg)
     return value
+
+
+def check_config_files(paths: tuple[str, ...]) -> None:
+    """Each `--config` file must exist and hold a JSON object: say which one does not."""
+    for path in paths:
+        if path == "ENV":
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            msg = f"invalid config: cannot read {path}: {exc.strerror or type(exc).__name__}"
+            raise ConfigurationError(msg) from None
+        parse_json_file(text, "config", path)
 
 
 def check_catalog(catalog: dict[str, Any]) -> None:

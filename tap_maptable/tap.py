@@ -21,7 +21,13 @@ from tap_maptable.columns import name_columns, row_schema
 from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef, table_id_for
 from tap_maptable.errors import MapTableAPIError
 from tap_maptable.output import SingerOutput
-from tap_maptable.settings import check_catalog, check_config, normalise_state, parse_json_file
+from tap_maptable.settings import (
+    check_catalog,
+    check_config,
+    check_config_files,
+    normalise_state,
+    parse_json_file,
+)
 from tap_maptable.streams import (
     ProjectsStream,
     TableNodesStream,
@@ -38,6 +44,7 @@ FIXED_STREAMS = frozenset(
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import click
     import requests
     from singer_sdk.streams import Stream
 
@@ -181,6 +188,17 @@ class TapMapTable(Tap):
         super().__init__(*args, **kwargs)
 
     @classmethod
+    def cb_config(
+        cls,
+        ctx: click.Context,
+        param: click.Option,
+        value: tuple[str, ...],
+    ) -> Any:
+        """Read `--config` files with a one-line error naming the file, then as the SDK does."""
+        check_config_files(value)
+        return super().cb_config(ctx, param, value)
+
+    @classmethod
     def invoke(  # type: ignore[override]
         cls,
         *,
@@ -249,6 +267,7 @@ class TapMapTable(Tap):
             session=throttled_session(self.budget),
             timeout=float(self.config.get("request_timeout", 60)),
             cache=self._token_cache(),
+            tries=int(self.config.get("max_tries", 6)),
         )
 
     def _token_cache(self) -> TokenCache | None:

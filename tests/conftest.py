@@ -11,7 +11,8 @@ import pytest
 from maptable_sandbox import Sandbox, SandboxConfig
 from tests.helpers import APP_ID, APP_SECRET, KNOWN_SECRETS
 
-_SECRETS_KEY = pytest.StashKey[list[str]]()
+# Sandboxes of the running test: their tokens are scanned for before the sandbox stops.
+LIVE_SANDBOXES: list[Sandbox] = []
 
 
 @pytest.fixture
@@ -25,11 +26,13 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
         sandbox = Sandbox(SandboxConfig(**overrides))
         sandbox.start()
         started.append(sandbox)
+        LIVE_SANDBOXES.append(sandbox)
         return sandbox
 
     yield factory
     for sandbox in started:
         KNOWN_SECRETS.update(sandbox.issued_secrets())
+        LIVE_SANDBOXES.remove(sandbox)
         sandbox.stop()
 
 
@@ -47,17 +50,45 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+def _secrets() -> set[str]:
+    secrets = set(KNOWN_SECRETS)
+    for sandbox in LIVE_SANDBOXES:
+        secrets.update(sandbox.issued_secrets())
+    return {secret for secret in secrets if secret}
+
+
+def _redact(text: str, secrets: set[str]) -> tuple[str, int]:
+    hits = 0
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret in text:
+            hits += 1
+            text = text.replace(secret, "***")
+    return text, hits
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Fail any test whose captured output, logs or error text shows a secret or token."""
+    """Fail any test whose captured output, logs or error text shows a secret or token.
+
+    Checked at every phase (set-up, call, tear-down), and the report is redacted before it is
+    printed, so that a leak fails the test without repeating the secret in CI's log.
+    """
     report = yield
-    texts = item.stash.setdefault(_SECRETS_KEY, [])
-    texts.extend(content for _, content in report.sections)
+    secrets = _secrets()
+    leaks = 0
+    sections = []
+    for title, content in report.sections:
+        clean, hits = _redact(content, secrets)
+        leaks += hits
+        sections.append((title, clean))
+    report.sections = sections
     if report.longrepr is not None:
-        texts.append(str(report.longrepr))
-    if call.when == "teardown":
-        leaked = {s for s in KNOWN_SECRETS if s and any(s in text for text in texts)}
-        if leaked:
-            report.outcome = "failed"
-            report.longrepr = f"{len(leaked)} secret(s) or token(s) appeared in this test's output"
+        clean, hits = _redact(str(report.longrepr), secrets)
+        if hits:
+            leaks += hits
+            report.longrepr = clean
+    if leaks:
+        report.outcome = "failed"
+        note = f"{leaks} secret(s) or token(s) appeared in this test's output (redacted above)"
+        report.longrepr = f"{note}\n{report.longrepr}" if report.longrepr else note
     return report

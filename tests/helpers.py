@@ -49,6 +49,7 @@ class Run:
     messages: list[dict[str, Any]]
     stderr: str = ""
     returncode: int = 0
+    stdout: str = ""
     tap: TapMapTable | None = None
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -134,8 +135,15 @@ def run_cli(
     messages = []
     for line in result.stdout.splitlines():
         with contextlib.suppress(ValueError):
-            messages.append(json.loads(line))
-    return Run(messages=messages, stderr=result.stderr, returncode=result.returncode)
+            message = json.loads(line)
+            if isinstance(message, dict):  # Singer messages; not lines of indented JSON
+                messages.append(message)
+    return Run(
+        messages=messages,
+        stderr=result.stderr,
+        returncode=result.returncode,
+        stdout=result.stdout,
+    )
 
 
 def select_only(catalog: dict[str, Any], streams: set[str]) -> dict[str, Any]:

@@ -1,0 +1,213 @@
+"""Every bad setting, catalog or state is answered in one line that names it, before any request.
+
+Each case runs the command against a live sandbox and checks: a non-zero exit, no traceback, a
+last stderr line `tap-maptable: error: invalid config|catalog|state: ...` that names the problem,
+and not one request logged by the sandbox. An unknown `table_ids` entry is not an error: a
+warning, and the tables that exist are extracted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hardening.support import assert_one_clear_line, stream_of
+from tests.helpers import Run, discover, is_row_stream, run_cli, tap_config
+
+CONFIG_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("app_id-not-a-string", {"app_id": 123}, ["app_id must be a string, not an integer"]),
+    ("rpm-as-string", {"requests_per_minute": "60"}, ["requests_per_minute must be an integer"]),
+    ("page_size-zero", {"page_size": 0}, ["page_size", "minimum of 1"]),
+    ("max_tries-too-many", {"max_tries": 50}, ["max_tries", "maximum of 20"]),
+    ("insecure-not-bool", {"allow_insecure_http": "yes"}, ["allow_insecure_http must be true"]),
+    ("table_ids-not-a-list", {"table_ids": "tbl1"}, ["table_ids must be a list"]),
+    ("table_ids-empty-id", {"table_ids": [""]}, ["table_ids.0"]),
+    ("window-zero", {"rate_limit_window_seconds": 0}, ["rate_limit_window_seconds"]),
+    ("api_url-not-a-url", {"api_url": "not a url"}, ["api_url", "not an http(s) URL"]),
+    ("api_url-ftp", {"api_url": "ftp://maptable.com"}, ["api_url", "not an http(s) URL"]),
+    ("start_date-words", {"start_date": "yesterday"}, ["start_date", "RFC 3339"]),
+    ("start_date-bad-day", {"start_date": "2024-13-45T00:00:00Z"}, ["start_date", "RFC 3339"]),
+    ("start_date-number", {"start_date": 2024}, ["start_date must be a string"]),
+    ("unknown-setting", {"page_sise": 10}, ["unknown setting 'page_sise'"]),
+    ("unknown-settings", {"pagesize": 1, "tables": []}, ["unknown settings 'pagesize', 'tables'"]),
+    (
+        "timeout-fractional",
+        {"request_timeout": 2.5},
+        ["request_timeout must be an integer, not a number"],
+    ),
+]
+
+
+def _config_file(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content)
+    return path
+
+
+def _assert_refused(run: Run, sandbox, prefix: str, *names: str) -> str:
+    last = assert_one_clear_line(run)
+    assert last.startswith(f"tap-maptable: error: invalid {prefix}: "), last
+    for name in names:
+        assert name in last, f"{name!r} not in {last!r}"
+    assert not sandbox.requests, f"{len(sandbox.requests)} request(s) reached the sandbox"
+    return last
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "named"), [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES]
+)
+def test_a_bad_setting_is_refused_in_one_line_before_any_request(sandbox, change, named) -> None:
+    run = run_cli(["--discover"], {**tap_config(sandbox), **change})
+    last = _assert_refused(run, sandbox, "config", *named)
+    assert "Decimal" not in last  # the SDK reads numbers as Decimal; users wrote plain numbers
+
+
+@pytest.mark.parametrize("missing", ["app_id", "app_secret"])
+def test_a_missing_required_setting_is_named(sandbox, missing) -> None:
+    config = tap_config(sandbox)
+    del config[missing]
+    run = run_cli(["--discover"], config)
+    _assert_refused(run, sandbox, "config", f"missing required setting {missing!r}")
+
+
+@pytest.mark.parametrize("content", ["not json", "{", ""], ids=["words", "cut-off", "empty"])
+def test_a_config_file_that_is_not_json_is_named(sandbox, tmp_path, content) -> None:
+    path = _config_file(tmp_path, "config.json", content)
+    run = run_cli(["--discover", "--config", str(path)])
+    _assert_refused(run, sandbox, "config")
+
+
+# -- catalog ------------------------------------------------------------------------------------
+
+_SCHEMA = {"type": "object", "properties": {"_row_id": {"type": ["string"]}}}
+CATALOG_CASES: list[tuple[str, str, list[str]]] = [
+    ("not-json", "{not json", ["not valid JSON"]),
+    ("empty-file", "", ["expected a JSON object"]),
+    ("a-list", json.dumps([{"streams": []}]), ["expected a JSON object, got a list"]),
+    ("no-streams", json.dumps({}), ["no 'streams' list"]),
+    ("streams-not-a-list", json.dumps({"streams": {"a": 1}}), ["no 'streams' list"]),
+    ("entry-not-object", json.dumps({"streams": [1]}), ["streams[0] is not an object"]),
+    (
+        "entry-without-id",
+        json.dumps({"streams": [{"schema": _SCHEMA}]}),
+        ["streams[0] has no tap_stream_id"],
+    ),
+    (
+        "entry-without-schema",
+        json.dumps({"streams": [{"tap_stream_id": "table_tblX", "metadata": []}]}),
+        ["'table_tblX' has no schema"],
+    ),
+    (
+        "schema-without-properties",
+        json.dumps({"streams": [{"tap_stream_id": "table_tblX", "schema": {"type": "object"}}]}),
+        ["'table_tblX' has no schema properties"],
+    ),
+    (
+        "metadata-not-a-list",
+        json.dumps({"streams": [{"tap_stream_id": "t", "schema": _SCHEMA, "metadata": {}}]}),
+        ["metadata that is not a list"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "named"), [c[1:] for c in CATALOG_CASES], ids=[c[0] for c in CATALOG_CASES]
+)
+def test_a_malformed_catalog_is_refused_in_one_line(sandbox, tmp_path, content, named) -> None:
+    path = _config_file(tmp_path, "catalog.json", content)
+    run = run_cli(["--catalog", str(path)], tap_config(sandbox))
+    _assert_refused(run, sandbox, "catalog", *named)
+
+
+# -- state --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog_path(sandbox, tmp_path) -> Path:
+    """A good catalog of the sandbox (discovered now; the sandbox's log is then cleared)."""
+    catalog = discover(tap_config(sandbox))
+    sandbox.reset_log()
+    return _config_file(tmp_path, "catalog.json", json.dumps(catalog))
+
+
+def _row_stream(sandbox) -> str:
+    return stream_of(sandbox.data.tables()[0].table_id)
+
+
+def _state_cases(stream: str) -> list[tuple[str, str, list[str]]]:
+    old = {"replication_key": "updateTime", "replication_key_value": "2024-05-01 10:00:00"}
+    unreadable = {"replication_key": "_updated_at", "replication_key_value": "soon"}
+    return [
+        ("not-json", "{'bookmarks': {}}", ["not valid JSON"]),
+        ("a-list", "[]", ["expected a JSON object, got a list"]),
+        ("bookmarks-not-object", json.dumps({"bookmarks": []}), ["'bookmarks' is not an object"]),
+        (
+            "bookmark-not-object",
+            json.dumps({"bookmarks": {stream: "2024-01-01"}}),
+            [f"the bookmark of stream {stream!r} is not an object"],
+        ),
+        (
+            "older-version-key",
+            json.dumps({"bookmarks": {stream: old}}),
+            [stream, "'updateTime'", "'_updated_at'", "clear that stream's state"],
+        ),
+        (
+            "older-version-in-a-state-message",
+            json.dumps({"type": "STATE", "value": {"bookmarks": {stream: old}}}),
+            [stream, "'updateTime'"],
+        ),
+        (
+            "unreadable-bookmark",
+            json.dumps({"bookmarks": {stream: unreadable}}),
+            [stream, "unreadable bookmark 'soon'"],
+        ),
+    ]
+
+
+STATE_CASE_IDS = [c[0] for c in _state_cases("s")]
+
+
+@pytest.mark.parametrize("case", STATE_CASE_IDS)
+def test_a_malformed_or_foreign_state_is_refused_in_one_line(
+    sandbox, tmp_path, catalog_path, case
+) -> None:
+    _, content, named = next(c for c in _state_cases(_row_stream(sandbox)) if c[0] == case)
+    state = _config_file(tmp_path, "state.json", content)
+    run = run_cli(["--catalog", str(catalog_path), "--state", str(state)], tap_config(sandbox))
+    _assert_refused(run, sandbox, "state", *named)
+    assert not run.of_type("RECORD")
+
+
+# -- table_ids naming a table that does not exist ---------------------------------------------
+
+
+def test_an_unknown_table_id_warns_and_the_known_tables_are_extracted(sandbox) -> None:
+    known = sandbox.data.tables()[1].table_id
+    config = tap_config(sandbox, table_ids=[known, "tblDoesNotExist"])
+    run = run_cli([], config)
+    assert run.returncode == 0, run.stderr[-500:]
+    warnings = [line for line in run.stderr.splitlines() if "tblDoesNotExist" in line]
+    assert warnings
+    assert all("WARNING" in line for line in warnings)
+    assert {s for s in run.records if is_row_stream(s)} == {stream_of(known)}
+    rows = {r["_row_id"] for r in run.records[stream_of(known)]}
+    assert rows == {r["id"] for r in sandbox.data.rows(known)}
+    assert all(known in e.path for e in sandbox.requests if e.kind == "rows")
+
+
+def test_an_unknown_table_id_with_a_catalog_warns_and_the_rest_is_extracted(
+    sandbox, catalog_path
+) -> None:
+    known = sandbox.data.tables()[0].table_id
+    config = tap_config(sandbox, table_ids=["tblDoesNotExist", known])
+    run = run_cli(["--catalog", str(catalog_path)], config)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert any("tblDoesNotExist" in line and "WARNING" in line for line in run.stderr.splitlines())
+    assert {s for s in run.records if is_row_stream(s)} == {stream_of(known)}
+    assert run.records["workspaces"]
