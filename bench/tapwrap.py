@@ -55,7 +55,7 @@ def main() -> None:
     if args.conform:
         from singer_sdk.helpers.conform import TypeConformanceLevel  # noqa: PLC0415
 
-        from tap_maptable.streams import TableRowsStream  # noqa: PLC0415
+        from tap_maptable.table_rows import TableRowsStream  # noqa: PLC0415
 
         TableRowsStream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
     if not args.profile:

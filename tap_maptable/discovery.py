@@ -127,7 +127,7 @@ class Directory:
     def first_segment(self, table: TableRef) -> dict[str, Any]:
         """A table's first segment (rows and columns), kept until its stream takes it."""
         if table.table_id not in self._first_segments:
-            from tap_maptable.streams import TableRowsStream  # noqa: PLC0415 - import cycle
+            from tap_maptable.table_rows import TableRowsStream  # noqa: PLC0415 - import cycle
 
             probe = TableRowsStream(self._tap, table, schema={"properties": {}})
             self._read_at[table.table_id] = datetime.now(tz=timezone.utc)

@@ -28,12 +28,8 @@ from tap_maptable.settings import (
     normalise_state,
     parse_json_file,
 )
-from tap_maptable.streams import (
-    ProjectsStream,
-    TableNodesStream,
-    TableRowsStream,
-    WorkspacesStream,
-)
+from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
+from tap_maptable.table_rows import TableRowsStream
 from tap_maptable.throttle import BudgetSpec, RequestBudget, throttled_session
 
 # Streams whose names are not `table_<tableId>`, although one of them starts the same way.
