@@ -220,3 +220,26 @@ def test_budgets_are_keyed_by_app_never_by_secret() -> None:
     assert describe_store("redis://user:pw@h:6380/2") == "redis://h:6380/2"
     assert describe_store("redis://:s3cr/et@h/0") == "redis://h:6379/0"
     assert "hunter2" not in describe_store("rediss//:hunter2@cache.example:6380/0")
+
+
+def test_the_default_store_is_a_sqlite_file_in_the_user_cache_dir(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = BudgetSpec(limit=5, window_s=1.0, key=budget_key("app"))
+    store = open_store(None, spec.rate, "app")
+    assert store.shared
+    assert store.description == f"sqlite:///{tmp_path}/tap-maptable/request-budget.sqlite"
+    store.close()
+
+
+def test_an_unwritable_cache_dir_falls_back_to_memory_with_one_warning(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    spec = BudgetSpec(limit=5, window_s=1.0, key=budget_key("app"))
+    store = open_store(None, spec.rate, "app")
+    assert store.description == "memory"
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "this process only" in warnings[0].getMessage()
