@@ -93,15 +93,7 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         """Stop it (SIGTERM, then SIGKILL)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def entries(self) -> list[dict[str, Any]]:
@@ -122,6 +114,18 @@ class Sandbox:
         )
         response.raise_for_status()
         return str(response.json()["detail"]["token"])
+
+
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str] | None) -> None:
+    """Stop a helper server: SIGTERM, then SIGKILL after 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def tap_config(url: str, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -24,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from bench.budget import analyse
-from bench.common import Sandbox, min_span, run_measured, tap_config, venv_bin, work_dir, write_json
+from bench.common import (
+    Sandbox,
+    min_span,
+    run_measured,
+    stop_process,
+    tap_config,
+    venv_bin,
+    work_dir,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -109,15 +117,7 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         """Stop it (SIGTERM, then SIGKILL)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 

@@ -107,14 +107,14 @@ def discover(config: dict[str, Any]) -> dict[str, Any]:
     return catalog
 
 
-def run_cli(
+def run_tap_command(
     args: list[str],
     config: dict[str, Any] | None = None,
     *,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
-) -> Run:
+) -> subprocess.CompletedProcess[str]:
     """Run the `tap-maptable` command; `config` is written to a file and passed as --config."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = [str(VENV_BIN / "tap-maptable"), *args]
@@ -132,6 +132,19 @@ def run_cli(
             check=False,
         )
     assert_no_secrets(result.stdout + result.stderr)
+    return result
+
+
+def run_cli(
+    args: list[str],
+    config: dict[str, Any] | None = None,
+    *,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Run:
+    """Run the `tap-maptable` command and read its stdout as Singer messages."""
+    result = run_tap_command(args, config, stdin=stdin, env=env, timeout=timeout)
     messages = []
     for line in result.stdout.splitlines():
         with contextlib.suppress(ValueError):

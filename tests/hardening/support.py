@@ -9,10 +9,8 @@ when `HARDENING_FAST_WAITS=1` and the shim directory is on PYTHONPATH (see `fast
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +20,7 @@ from typing import Any
 import backoff
 
 from tap_maptable.discovery import TableRef
-from tests.helpers import VENV_BIN, Run, assert_no_secrets, is_row_stream
+from tests.helpers import Run, is_row_stream, run_tap_command
 
 FAST_WAITS_ENV = "HARDENING_FAST_WAITS"
 SHIM_DIR = Path(__file__).parent / "shim"
@@ -134,24 +132,5 @@ def assert_no_tokens(sandbox: Any, *texts: str) -> None:
 def run_command(
     args: list[str], config: dict[str, Any] | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `tap-maptable` and return its raw output (for output that is not Singer lines).
-
-    `tests.helpers.run_cli` reads stdout line by line as Singer messages, and fails on the
-    indented JSON of `--discover` and `--about --format=json` (see the report).
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = [str(VENV_BIN / "tap-maptable"), *args]
-        if config is not None:
-            path = Path(tmp) / "config.json"
-            path.write_text(json.dumps(config))
-            argv += ["--config", str(path)]
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, **(env or {})},
-            check=False,
-        )
-    assert_no_secrets(result.stdout + result.stderr)
-    return result
+    """Run `tap-maptable` and return its raw output (for output that is not Singer lines)."""
+    return run_tap_command(args, config, env=env)
