@@ -8,10 +8,10 @@ MELTANO_VENV := .venv-meltano
 .PHONY: demo test lint format types pytest venv meltano bench clean
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e ./sandbox -e '.[dev]'
 	touch $@
 
 # Meltano lives in its own venv: its dependencies are not the tap's.

@@ -9,4 +9,5 @@ from maptable_sandbox.config import FaultPlan, RequestLogEntry, SandboxConfig
 from maptable_sandbox.data import Dataset, TableInfo
 from maptable_sandbox.server import Sandbox
 
+__version__ = "0.2.0"
 __all__ = ["Dataset", "FaultPlan", "RequestLogEntry", "Sandbox", "SandboxConfig", "TableInfo"]
