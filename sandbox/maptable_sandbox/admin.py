@@ -1,6 +1,7 @@
 """Admin endpoints under ``/_sandbox/``: the Python API over HTTP, for a sandbox run as a process.
 
-They answer plain JSON (no envelope), are never rate-limited, faulted or logged.
+They answer plain JSON (no envelope), are never rate-limited, faulted, delayed or logged. Every
+endpoint is listed, with its body and effect, in sandbox/README.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from maptable_sandbox.api import ApiApp, HttpRequest, HttpResponse, dumps
-from maptable_sandbox.config import FaultPlan
+from maptable_sandbox.config import (
+    FaultPlan,
+    check_clock_skew,
+    check_latency,
+    check_page_size_cap,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,6 +25,12 @@ if TYPE_CHECKING:
 PREFIX = "/_sandbox/"
 _ROWS_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)/rows")
 _ROW_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)/rows/(?P<row>[^/]+)")
+_COLUMNS_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)/columns")
+_ORDER_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)/columns/order")
+_COLUMN_RE = re.compile(
+    r"/_sandbox/tables/(?P<table>[^/]+)/columns/(?P<column>[^/]+?)(?:/(?P<action>rename|retype))?"
+)
+SETTINGS = ("latency_s", "page_size_cap", "token_clock_skew_s")
 
 
 def _reply(payload: Any, status: int = 200) -> HttpResponse:
@@ -44,6 +56,8 @@ def _dispatch(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
     simple = _simple(app, req.method, path, req.body)
     if simple is not None:
         return simple
+    if "/columns" in path:
+        return _columns(app, req, path)
     match = _ROW_RE.fullmatch(path)
     if match:
         return _one_row(app, req, match["table"], match["row"])
@@ -66,15 +80,91 @@ def _one_row(app: ApiApp, req: HttpRequest, table_id: str, row_id: str) -> HttpR
     return _problem(405, "method not allowed")
 
 
+def _columns(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
+    """Column drift: list, add, reorder, rename, retype, delete."""
+    data = app.data
+    match = _ORDER_RE.fullmatch(path)
+    if match and req.method == "POST":
+        body = _object(req.body)
+        order = body.get("order")
+        if order is not None and not isinstance(order, list):
+            msg = '"order" must be a list of column ids'
+            raise TypeError(msg)
+        reverse = body.get("reverse") is True
+        return _reply(data.reorder_columns(match["table"], order, reverse=reverse))
+    match = _COLUMNS_RE.fullmatch(path)
+    if match and req.method == "GET":
+        return _reply(data.columns(match["table"]))
+    if match and req.method == "POST":
+        return _reply(_add_column(app, match["table"], _object(req.body)), 201)
+    match = _COLUMN_RE.fullmatch(path)
+    if match is None:
+        return _problem(404, "no such admin endpoint")
+    return _one_column(app, req, match["table"], match["column"], match["action"])
+
+
+def _add_column(app: ApiApp, table_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    position = body.get("position")
+    if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
+        msg = '"position" must be an integer'
+        raise TypeError(msg)
+    return app.data.add_column(
+        table_id,
+        _text(body, "name"),
+        _text(body, "type"),
+        type_options=body.get("typeOptions"),
+        fill=body.get("fill"),
+        position=position,
+    )
+
+
+def _one_column(
+    app: ApiApp, req: HttpRequest, table_id: str, column_id: str, action: str | None
+) -> HttpResponse:
+    data = app.data
+    if (req.method, action) == ("DELETE", None):
+        data.delete_column(table_id, column_id)
+        return _reply({"deleted": column_id})
+    if req.method != "POST" or action is None:
+        return _problem(405, "method not allowed")
+    body = _object(req.body)
+    if action == "rename":
+        return _reply(data.rename_column(table_id, column_id, _text(body, "name")))
+    options = body.get("typeOptions")
+    return _reply(data.retype_column(table_id, column_id, _text(body, "type"), options))
+
+
+def _settings(app: ApiApp, body: bytes) -> HttpResponse:
+    """Change any of the run-time settings; all are checked before any is applied."""
+    changes = _object(body)
+    unknown = set(changes) - set(SETTINGS)
+    if unknown:
+        msg = f"unknown setting(s): {sorted(unknown)}; known: {list(SETTINGS)}"
+        raise ValueError(msg)
+    if "latency_s" in changes:
+        check_latency(changes["latency_s"])
+    if "page_size_cap" in changes:
+        check_page_size_cap(changes["page_size_cap"])
+    if "token_clock_skew_s" in changes:
+        check_clock_skew(changes["token_clock_skew_s"])
+    for name, value in changes.items():
+        setattr(app, name, value)
+    return _reply(app.settings())
+
+
 def _simple(app: ApiApp, method: str, path: str, body: bytes) -> HttpResponse | None:
     """Endpoints without path parameters."""
     key = (method, path)
-    if key == ("GET", "/_sandbox/requests"):
-        return _reply([asdict(e) for e in app.log.entries()])
-    if key == ("GET", "/_sandbox/secrets"):
-        return _reply(sorted(app.issued_secrets()))
-    if key == ("GET", "/_sandbox/tables"):
-        return _reply([t.to_dict() for t in app.data.tables()])
+    if key == ("POST", "/_sandbox/settings"):
+        return _settings(app, body)
+    reads: dict[tuple[str, str], Callable[[], Any]] = {
+        ("GET", "/_sandbox/settings"): app.settings,
+        ("GET", "/_sandbox/requests"): lambda: [asdict(e) for e in app.log.entries()],
+        ("GET", "/_sandbox/secrets"): lambda: sorted(app.issued_secrets()),
+        ("GET", "/_sandbox/tables"): lambda: [t.to_dict() for t in app.data.tables()],
+    }
+    if key in reads:
+        return _reply(reads[key]())
     actions: dict[tuple[str, str], Callable[[], None]] = {
         ("POST", "/_sandbox/faults"): lambda: app.faults.install(
             FaultPlan.from_json(body.decode() or "{}")
@@ -86,6 +176,23 @@ def _simple(app: ApiApp, method: str, path: str, body: bytes) -> HttpResponse | 
         actions[key]()
         return _reply({"ok": True})
     return None
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is ``{}``)."""
+    data = json.loads(body or b"{}")
+    if not isinstance(data, dict):
+        msg = "body must be a JSON object"
+        raise TypeError(msg)
+    return data
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        msg = f'"{key}" must be a string'
+        raise TypeError(msg)
+    return value
 
 
 def _cells(body: bytes) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The fake MapTable Open API: routing, envelopes, auth, rate limit, faults and the endpoints.
 
-Transport-free on purpose: ``ApiApp.dispatch`` maps an ``HttpRequest`` to an ``HttpResponse``, and
-``server.py`` only moves bytes. Every path, code and message lives in this module's constants.
+Transport-free on purpose: ``ApiApp.handle`` maps an ``HttpRequest`` to an ``HttpResponse`` and
+its log entry, and ``server.py`` only moves bytes (and waits out ``latency_s`` and delays). Every
+path, code and message lives in this module's constants.
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from maptable_sandbox.config import RequestLogEntry, SandboxConfig
+from maptable_sandbox.config import (
+    RequestLogEntry,
+    SandboxConfig,
+    check_clock_skew,
+    check_latency,
+    check_page_size_cap,
+)
 from maptable_sandbox.data import Dataset
 from maptable_sandbox.faults import NGINX_502, REPLACING, FaultInjector
 from maptable_sandbox.ratelimit import SlidingWindowLimiter
@@ -190,22 +197,81 @@ class ApiApp:
             token_ttl=config.token_ttl,
             refresh_ttl=config.refresh_ttl,
             include_exp=config.include_exp,
+            revoke_used_refresh=config.revoke_used_refresh_tokens,
+            revoke_access_on_refresh=config.revoke_access_on_refresh,
+            clock_skew=config.token_clock_skew_s,
         )
         self.limiter = SlidingWindowLimiter(config.rate_limit, config.rate_window)
         self.faults = FaultInjector(config.faults)
         self.log = RequestLog(config.request_log_path)
+        self._latency_s = config.latency_s
+        self._page_size_cap = config.page_size_cap
+
+    # ----- run-time settings -----------------------------------------------------------------
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds every API request waits before it is answered (the server does the waiting)."""
+        return self._latency_s
+
+    @latency_s.setter
+    def latency_s(self, seconds: float) -> None:
+        check_latency(seconds)
+        self._latency_s = float(seconds)
+
+    @property
+    def page_size_cap(self) -> int | None:
+        """Most workspaces served per page; ``None``: no cap."""
+        return self._page_size_cap
+
+    @page_size_cap.setter
+    def page_size_cap(self, cap: int | None) -> None:
+        check_page_size_cap(cap)
+        self._page_size_cap = cap
+
+    @property
+    def token_clock_skew_s(self) -> float:
+        """Seconds the ``iat``/``exp`` claims of newly minted tokens are off real time."""
+        return self.tokens.clock_skew
+
+    @token_clock_skew_s.setter
+    def token_clock_skew_s(self, seconds: float) -> None:
+        check_clock_skew(seconds)
+        self.tokens.clock_skew = seconds
+
+    def settings(self) -> dict[str, Any]:
+        """The run-time settings, as the admin ``/_sandbox/settings`` endpoint shows them."""
+        return {
+            "latency_s": self.latency_s,
+            "page_size_cap": self.page_size_cap,
+            "token_clock_skew_s": self.token_clock_skew_s,
+        }
 
     # ----- pipeline --------------------------------------------------------------------------
 
     def dispatch(self, req: HttpRequest) -> HttpResponse:
-        """Rate limit first, then faults, then auth and the endpoint; log the outcome."""
+        """``handle`` plus logging at once, for callers without a transport (no latency)."""
+        response, entry = self.handle(req)
+        self.log.add(replace(entry, t_end=time.time()))
+        return response
+
+    def handle(self, req: HttpRequest) -> tuple[HttpResponse, RequestLogEntry]:
+        """Rate limit first, then faults, then auth and the endpoint.
+
+        Returns:
+            The answer and its log entry; the caller sets ``t_end`` and adds the entry to
+            ``self.log`` just before writing the answer (so a client that has its answer also
+            finds it logged).
+        """
         kind, params = route(req.path)
         fault = self.faults.pick(kind)
         key = self._rate_key(kind, req)
         rate_limited = False
         if fault == "429":
             response = error(HTTP_TOO_MANY, TOO_MANY)
-            response.headers["Retry-After"] = "1"
+            retry_after_header = self.faults.plan.retry_after
+            if retry_after_header is not None:
+                response.headers["Retry-After"] = retry_after_header
         elif retry_after := self.limiter.admit(key):
             fault, rate_limited = None, True
             response = error(HTTP_TOO_MANY, TOO_MANY)
@@ -213,20 +279,20 @@ class ApiApp:
         else:
             response, fault = self._admitted(kind, params, req, fault)
         self.faults.commit(fault)
-        self.log.add(
-            RequestLogEntry(
-                t=req.t,
-                method=req.method,
-                path=req.path,
-                query=dict(req.query),
-                status=0 if response.drop else response.status,
-                app_id=None if key == "anonymous" else key,
-                kind=kind,
-                fault=fault,
-                rate_limited=rate_limited,
-            )
+        entry = RequestLogEntry(
+            t=req.t,
+            method=req.method,
+            path=req.path,
+            query=dict(req.query),
+            status=0 if response.drop else response.status,
+            app_id=None if key == "anonymous" else key,
+            kind=kind,
+            fault=fault,
+            rate_limited=rate_limited,
+            t_start=req.t,
+            t_end=req.t,
         )
-        return response
+        return response, entry
 
     def _admitted(
         self, kind: str, params: dict[str, str], req: HttpRequest, fault: str | None
@@ -298,13 +364,17 @@ class ApiApp:
         return ok({"token": token, "refreshToken": refresh})
 
     def _workspaces(self, query: dict[str, str]) -> HttpResponse:
+        """The list, paged when asked; ``page_size_cap`` caps every page, even an unasked one."""
         items = self.data.workspaces()
+        cap = self.page_size_cap
         if self.config.paging == "ignore" or ("page" not in query and "pageSize" not in query):
-            return ok(items)
+            return ok(items if cap is None else items[:cap])
         page = _positive_int(query.get("page", "1"))
         size = _positive_int(query.get("pageSize", str(max(len(items), 1))))
         if page is None or size is None:
             return error(HTTP_BAD, BAD_PAGING)
+        if cap is not None:
+            size = min(size, cap)
         return ok(items[(page - 1) * size : page * size])
 
     def _workspace(self, kind: str, params: dict[str, str]) -> HttpResponse:
@@ -325,32 +395,46 @@ class ApiApp:
         if not data.has_table(table_id):
             return error(HTTP_NOT_FOUND, NOT_FOUND), None
         head: dict[str, Any] = {"id": table_id, "type": data.table_info(table_id).type}
+        columns: list[dict[str, Any]] = []  # read in the same snapshot as the rows
         cursor = query.get("lastSegmentRowID", "")
         if not cursor:
-            rows, more, _ = data.segment_json(table_id, -1, self.config.segment_size)
+            rows, more, _ = data.segment_json(
+                table_id, -1, self.config.segment_size, columns_out=columns
+            )
             head |= {"segmentType": "segmentStart", "more": more}
-            tail = {"columns": data.columns(table_id), "views": data.views(table_id)}
-            return segment_response(head, rows, tail), None
+            return segment_response(head, rows, self._schema(table_id, columns)), None
         index = data.parse_row_id(table_id, cursor)
         if index is None:
             return error(HTTP_BAD, BAD_CURSOR), None
-        rows, more, loop = self._next_segment(table_id, index)
+        rows, more, loop = self._next_segment(table_id, index, columns)
         head |= {"segmentType": "segmentFrame", "more": more}
-        return segment_response(head, rows, {}), loop
+        tail = self._schema(table_id, columns) if self.config.columns_every_segment else {}
+        return segment_response(head, rows, tail), loop
 
-    def _next_segment(self, table_id: str, index: int) -> tuple[list[str], bool, str | None]:
-        """Rows after ``index``, unless the plan's ``segment_loop`` makes the cursor misbehave."""
+    def _schema(self, table_id: str, columns: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ``columns`` and ``views`` that follow a segment's rows."""
+        return {"columns": columns, "views": self.data.views(table_id)}
+
+    def _next_segment(
+        self, table_id: str, index: int, columns: list[dict[str, Any]]
+    ) -> tuple[list[str], bool, str | None]:
+        """Rows after ``index``, unless the plan's ``segment_loop`` makes the cursor misbehave.
+
+        ``columns`` is filled with the columns the rows were read with.
+        """
         size = self.config.segment_size
         mode = self.faults.plan.segment_loop
         if mode == "repeat":  # the segment that ended at the cursor, again
-            rows, _, _ = self.data.segment_json(table_id, index - size, size, stop=index + 1)
+            rows, _, _ = self.data.segment_json(
+                table_id, index - size, size, stop=index + 1, columns_out=columns
+            )
             return rows, True, "segment_loop:repeat"
         if mode == "cycle":
             ends = self._segment_ends(table_id, CYCLE_AFTER)
             if len(ends) == CYCLE_AFTER and index >= ends[-1]:
-                rows, _, _ = self.data.segment_json(table_id, ends[0], size)
+                rows, _, _ = self.data.segment_json(table_id, ends[0], size, columns_out=columns)
                 return rows, True, "segment_loop:cycle"
-        rows, more, _ = self.data.segment_json(table_id, index, size)
+        rows, more, _ = self.data.segment_json(table_id, index, size, columns_out=columns)
         return rows, more, None
 
     def _segment_ends(self, table_id: str, count: int) -> list[int]:

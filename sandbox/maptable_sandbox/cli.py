@@ -1,6 +1,8 @@
 """``maptable-sandbox``: run the fake MapTable server as a process (demo, subprocess tests).
 
 Prints exactly one line, ``maptable-sandbox listening on URL``, then serves until SIGTERM/SIGINT.
+Every option below shapes the server at startup; the admin endpoints under /_sandbox/ change
+faults, settings and data while it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maptable_sandbox.config import FaultPlan, SandboxConfig
+from maptable_sandbox.config import THIRTY_DAYS, FaultPlan, SandboxConfig
 from maptable_sandbox.data import Dataset
 from maptable_sandbox.server import Sandbox
 
@@ -48,27 +50,196 @@ def _faults(text: str) -> FaultPlan:
         raise argparse.ArgumentTypeError(msg) from exc
 
 
+_EPILOG = """\
+The request log (--request-log FILE) is JSON lines, one API request per line. Its fields, the
+admin endpoints under /_sandbox/ (which change faults, settings and data at run time) and what
+each option does are documented in the sandbox package's README.md (sandbox/README.md in the
+tap-maptable repository, and the package's long description).
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="maptable-sandbox", description=__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--app", type=_app, action="append", metavar="ID:SECRET")
-    p.add_argument("--rate-limit", type=int, default=60)
-    p.add_argument("--rate-window", type=float, default=60.0)
-    p.add_argument("--token-ttl", type=float, default=28800.0)
-    p.add_argument("--no-exp", action="store_true", help="mint tokens without an exp claim")
-    p.add_argument("--paging", choices=("honour", "ignore"), default="honour")
-    p.add_argument("--workspaces", type=int, default=2)
-    p.add_argument("--projects-per-workspace", type=int, default=2)
-    p.add_argument("--tables-per-project", type=int, default=2)
-    p.add_argument("--rows-per-table", type=int, default=50)
-    p.add_argument("--table-rows", type=_table_rows, action="append", metavar="TABLE_ID=N")
-    p.add_argument("--big-table-rows", type=int, metavar="N", help="give the first table N rows")
-    p.add_argument("--segment-size", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--faults", type=_faults, metavar="JSON|@FILE")
-    p.add_argument("--request-log", metavar="FILE")
-    p.add_argument("--ready-file", metavar="FILE")
+    p = argparse.ArgumentParser(
+        prog="maptable-sandbox",
+        description=__doc__,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    net = p.add_argument_group("network")
+    net.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    net.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
+    net.add_argument(
+        "--ready-file",
+        metavar="FILE",
+        help="once listening, write the base URL to FILE, atomically (default: no file)",
+    )
+    net.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="every API request (not admin) waits this long before it is answered; requests are "
+        "served concurrently, so one slow answer holds up no other (default: %(default)s)",
+    )
+    auth = p.add_argument_group("apps and tokens")
+    auth.add_argument(
+        "--app",
+        type=_app,
+        action="append",
+        metavar="ID:SECRET",
+        help="an app that may authenticate; repeat for more (default: app-1:secret-1)",
+    )
+    auth.add_argument(
+        "--token-ttl",
+        type=float,
+        default=28800.0,
+        metavar="SECONDS",
+        help="access-token lifetime (default: %(default)s, 8 hours)",
+    )
+    auth.add_argument(
+        "--refresh-ttl",
+        type=float,
+        default=THIRTY_DAYS,
+        metavar="SECONDS",
+        help="refresh-token lifetime (default: %(default)s, 30 days)",
+    )
+    auth.add_argument(
+        "--no-exp",
+        action="store_true",
+        help="mint JWTs without an exp claim; tokens still expire (default: with exp)",
+    )
+    auth.add_argument(
+        "--token-clock-skew",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stamp the iat and exp claims this many seconds off real time (positive: the "
+        "server's clock is ahead); expiry is still judged by real time and --token-ttl "
+        "(default: %(default)s)",
+    )
+    auth.add_argument(
+        "--keep-used-refresh-tokens",
+        action="store_true",
+        help="accept a refresh token again after it was used, instead of refusing it with code "
+        "40102 (default: refuse, i.e. rotation)",
+    )
+    auth.add_argument(
+        "--revoke-access-on-refresh",
+        action="store_true",
+        help="a refresh also kills the access token issued with the refresh token it used "
+        "(code 40104 from then on) (default: that access token lives on)",
+    )
+    limits = p.add_argument_group("rate limit and paging")
+    limits.add_argument(
+        "--rate-limit",
+        type=int,
+        default=60,
+        metavar="N",
+        help="requests per app admitted in any window (sliding log); excess gets HTTP 429 with "
+        "Retry-After; 0 disables the limit (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--rate-window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="length of the rate-limit window (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--paging",
+        choices=("honour", "ignore"),
+        default="honour",
+        help="whether the workspace list honours page/pageSize or ignores them and serves the "
+        "whole list (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--page-size-cap",
+        type=int,
+        metavar="N",
+        help="serve at most N workspaces per page whatever pageSize asks (page counts pages of "
+        "the capped size); also caps an unpaged or --paging ignore list (default: no cap)",
+    )
+    data = p.add_argument_group("sample data")
+    data.add_argument(
+        "--workspaces",
+        type=int,
+        default=2,
+        metavar="N",
+        help="number of workspaces (default: %(default)s)",
+    )
+    data.add_argument(
+        "--projects-per-workspace",
+        type=int,
+        default=2,
+        metavar="N",
+        help="projects in each workspace (default: %(default)s)",
+    )
+    data.add_argument(
+        "--tables-per-project",
+        type=int,
+        default=2,
+        metavar="N",
+        help="tables in each project, besides one group node (default: %(default)s)",
+    )
+    data.add_argument(
+        "--rows-per-table",
+        type=int,
+        default=50,
+        metavar="N",
+        help="rows in each table, generated lazily from the seed (default: %(default)s)",
+    )
+    data.add_argument(
+        "--table-rows",
+        type=_table_rows,
+        action="append",
+        metavar="TABLE_ID=N",
+        help="give one table N rows instead; repeat for more tables (default: none)",
+    )
+    data.add_argument(
+        "--big-table-rows",
+        type=int,
+        metavar="N",
+        help="give the first table N rows (--table-rows wins for that table) (default: none)",
+    )
+    data.add_argument(
+        "--segment-size",
+        type=int,
+        default=100,
+        metavar="N",
+        help="rows per segment of a table's rows (default: %(default)s)",
+    )
+    data.add_argument(
+        "--columns-every-segment",
+        action="store_true",
+        help="send columns and views with every segment, not only the first (default: first only)",
+    )
+    data.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sample data: same seed, same ids and rows (default: %(default)s)",
+    )
+    misc = p.add_argument_group("faults and logging")
+    misc.add_argument(
+        "--faults",
+        type=_faults,
+        metavar="JSON|@FILE",
+        help="a fault plan (FaultPlan JSON: rates, schedule, seed, kinds_for, timeout_delay, "
+        "segment_loop, max_faults, retry_after), inline or read from FILE (default: no faults)",
+    )
+    misc.add_argument(
+        "--request-log",
+        metavar="FILE",
+        help="append one JSON line per API request to FILE; fields in sandbox/README.md "
+        "(default: no file)",
+    )
     return p
 
 
@@ -93,6 +264,13 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         request_log_path=args.request_log,
         host=args.host,
         port=args.port,
+        refresh_ttl=args.refresh_ttl,
+        page_size_cap=args.page_size_cap,
+        revoke_used_refresh_tokens=not args.keep_used_refresh_tokens,
+        revoke_access_on_refresh=args.revoke_access_on_refresh,
+        token_clock_skew_s=args.token_clock_skew,
+        latency_s=args.latency,
+        columns_every_segment=args.columns_every_segment,
     )
     if args.big_table_rows is not None:
         tables = Dataset(config).tables()  # structure only: rows are never generated here

@@ -51,6 +51,8 @@ class FaultPlan:
         timeout_delay: Seconds the "timeout" fault sleeps before answering normally.
         segment_loop: None, "repeat" or "cycle": a server whose segment cursor misbehaves.
         max_faults: Cap on injected faults (``None``: no cap).
+        retry_after: Raw ``Retry-After`` header of the "429" fault, sent as is (any text, e.g.
+            ``"1e9"``, ``"nan"``, ``"-5"`` or an HTTP date); ``None`` sends no header.
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -60,6 +62,7 @@ class FaultPlan:
     timeout_delay: float = 3.0
     segment_loop: str | None = None
     max_faults: int | None = None
+    retry_after: str | None = "1"
 
     def __post_init__(self) -> None:
         """Reject plans that would silently do nothing, such as a misspelt fault kind."""
@@ -74,6 +77,22 @@ class FaultPlan:
             _fail(f"segment_loop must be one of {SEGMENT_LOOPS}")
         if any(n < 1 for n in self.schedule):
             _fail("schedule keys are 1-based request numbers")
+        if self.retry_after is not None and not _header_safe(self.retry_after):
+            _fail("retry_after must be Latin-1 text without CR or LF (or null for no header)")
+
+    @classmethod
+    def throttled(
+        cls,
+        count: int | None = None,
+        *,
+        retry_after: str | None = "1",
+        kinds: tuple[str, ...] = REQUEST_KINDS,
+    ) -> FaultPlan:
+        """A plan answering the next ``count`` requests of ``kinds`` (all: ``None``) with 429.
+
+        The answers do not touch the real rate limiter: they are faults, logged as ``"429"``.
+        """
+        return cls(rates={"429": 1.0}, kinds_for=kinds, max_faults=count, retry_after=retry_after)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (schedule keys become strings, as JSON requires)."""
@@ -107,6 +126,17 @@ class FaultPlan:
         return cls.from_dict(data)
 
 
+def _header_safe(value: object) -> bool:
+    """Whether ``value`` can be sent verbatim as an HTTP header value by ``http.server``."""
+    if not isinstance(value, str) or "\r" in value or "\n" in value:
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _default_apps() -> dict[str, str]:
     """One app, matching the CLI default, so ``SandboxConfig()`` just works."""
     return {"app-1": "secret-1"}
@@ -114,7 +144,25 @@ def _default_apps() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """Everything that shapes one sandbox server; see the package docstring for the semantics."""
+    """Everything that shapes one sandbox server; see sandbox/README.md for the semantics.
+
+    The opt-in misbehaviours (all off by default):
+
+    Attributes:
+        page_size_cap: Serve at most this many workspaces per page, whatever ``pageSize`` asks
+            (``page`` still counts pages of the capped size); ``None``: no cap.
+        revoke_used_refresh_tokens: A used refresh token is refused (40102) from then on (the
+            default, rotation); ``False``: a lenient server that accepts it again.
+        revoke_access_on_refresh: A refresh also kills the access token issued with the refresh
+            token it used (40104 from then on).
+        token_clock_skew_s: ``iat`` and ``exp`` of minted JWTs are stamped this many seconds off
+            real time (positive: the server's clock is ahead); validity is still judged by real
+            time and ``token_ttl``.
+        latency_s: Every API request (not admin) waits this long before it is answered, without
+            holding up other requests.
+        columns_every_segment: Send ``columns`` and ``views`` with every row segment, not just
+            the first.
+    """
 
     apps: dict[str, str] = field(default_factory=_default_apps)
     rate_limit: int = 60
@@ -134,6 +182,12 @@ class SandboxConfig:
     request_log_path: str | Path | None = None
     host: str = "127.0.0.1"
     port: int = 0
+    page_size_cap: int | None = None
+    revoke_used_refresh_tokens: bool = True
+    revoke_access_on_refresh: bool = False
+    token_clock_skew_s: float = 0.0
+    latency_s: float = 0.0
+    columns_every_segment: bool = False
 
     def __post_init__(self) -> None:
         """Fail at construction rather than with a confusing server error later."""
@@ -154,11 +208,43 @@ class SandboxConfig:
             _fail("counts must be >= 0")
         if self.token_ttl <= 0 or self.refresh_ttl <= 0 or math.isnan(self.token_ttl):
             _fail("token lifetimes must be > 0")
+        check_page_size_cap(self.page_size_cap)
+        check_latency(self.latency_s)
+        check_clock_skew(self.token_clock_skew_s)
+
+
+def check_page_size_cap(cap: int | None) -> None:
+    """``ValueError`` unless ``cap`` is ``None`` or an int >= 1."""
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        _fail("page_size_cap must be an integer >= 1 (or null for no cap)")
+
+
+def check_latency(seconds: float) -> None:
+    """``ValueError`` unless ``seconds`` is a finite number >= 0."""
+    if not _finite(seconds) or seconds < 0:
+        _fail("latency_s must be a finite number >= 0")
+
+
+def check_clock_skew(seconds: float) -> None:
+    """``ValueError`` unless ``seconds`` is a finite number."""
+    if not _finite(seconds):
+        _fail("token_clock_skew_s must be a finite number")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
 class RequestLogEntry:
-    """One API request as the sandbox saw it; ``status`` 0 means the connection was dropped."""
+    """One API request as the sandbox saw it; ``status`` 0 means the connection was dropped.
+
+    Times are wall-clock epoch seconds (``time.time()``). ``t`` and ``t_start`` are both the
+    arrival (headers read); ``t_end`` is when the answer started to be written, or the connection
+    was dropped, after any ``latency_s`` and "timeout" delay. Two requests overlapped in the
+    server when their ``[t_start, t_end]`` intervals intersect. The JSONL fields are documented in
+    sandbox/README.md.
+    """
 
     t: float
     method: str
@@ -169,6 +255,8 @@ class RequestLogEntry:
     kind: str
     fault: str | None
     rate_limited: bool
+    t_start: float
+    t_end: float
 
     def to_json(self) -> str:
         """One line of the JSONL request log."""

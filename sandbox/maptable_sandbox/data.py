@@ -5,6 +5,11 @@ never stored: row ``i`` of a table is derived on demand from a keyed BLAKE2b dig
 million-row table costs nothing until a segment of it is asked for, and any row can be produced
 without producing the ones before it. Mutations (update, delete, insert) live in a small per-table
 overlay that shadows the generated rows.
+
+Column drift (reorder, rename, retype, add, delete) edits the column list; the changes that rewrite
+cells (retype, add, delete) are also kept as a per-table list of ``_Drift`` steps, replayed on each
+generated row as it is produced and applied once to the overlay's rows when the change is made. So
+drift never materialises a table, and column ids stay stable across it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import random
+import re
 import struct
 import threading
 from dataclasses import asdict, dataclass, field
@@ -53,6 +60,14 @@ CHOICES = ("待处理 Pending", "进行中 In progress", "已完成 Done", "Canc
 LOWER_STATUS = ("open", "closed", "OPEN", "n/a")
 USERS = ("usr0001", "usr0002", "usr0003", "usr0004")
 BAD_NUMBERS = ("n/a", "12,5")
+TEXT_AMOUNTS = ("n/a", "12,5", "≈100", "")  # the non-numeric ~5 % of the text "Amount" column
+#: Table (by creation order) whose second "Amount" column is text, not a number.
+TEXT_AMOUNT_ORDINAL = 1
+#: Column types whose cells are text, and the number type, for ``retype_column`` conversions.
+TEXT_TYPES = frozenset({"singleLineText", "multiLineText"})
+NUMBER_TYPE = "number"
+_NUMERIC_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,72 @@ class _Table:
     views: list[dict[str, Any]]
     overlay: dict[int, dict[str, Any] | None] = field(default_factory=dict)
     next_index: int = 0
+    drift: tuple[_Drift, ...] = ()  # replaced, never mutated: readers snapshot it without a copy
+
+
+@dataclass(frozen=True)
+class _Drift:
+    """One cell-rewriting column change, replayed on a row's cells (``op``: retype, add, delete)."""
+
+    op: str
+    column_id: str
+    type: str = ""
+    name: str = ""
+    fill: Any = None
+
+    def apply(self, cells: dict[str, Any], index: int) -> None:
+        """Rewrite ``cells`` (of the row at ``index``) in place."""
+        if self.op == "delete":
+            cells.pop(self.column_id, None)
+        elif self.op == "retype":
+            if self.column_id in cells:
+                cells[self.column_id] = convert_cell(cells[self.column_id], self.type)
+        elif self.fill is not None:
+            cells[self.column_id] = copy.deepcopy(self.fill)
+        else:
+            cells[self.column_id] = default_fill(self.type, self.name, index)
+
+
+def convert_cell(value: Any, to_type: str) -> Any:
+    """A cell's value after its column is retyped to ``to_type``, as MapTable converts it.
+
+    To a text type: numbers become their text (``12.0`` -> ``"12"``), objects and lists their
+    JSON text. To ``number``: numeric text (spaces trimmed) becomes a number; any other text stays
+    text, so it no longer fits its column. Other conversions keep the value as it is.
+    """
+    if to_type in TEXT_TYPES:
+        return _as_text(value)
+    if to_type == NUMBER_TYPE and isinstance(value, str):
+        return _as_number(value)
+    return value
+
+
+def _as_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:  # noqa: PLR2004
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return _js(value)
+
+
+def _as_number(text: str) -> Any:
+    stripped = text.strip()
+    if _INTEGER_TEXT.fullmatch(stripped):
+        return int(stripped)
+    if _NUMERIC_TEXT.fullmatch(stripped):
+        number = float(stripped)
+        if math.isfinite(number):
+            return number
+    return text
+
+
+def default_fill(column_type: str, name: str, index: int) -> Any:
+    """The cell an added column gets in row ``index`` when no ``fill`` is given."""
+    return index + 1 if column_type == NUMBER_TYPE else f"{name} {index + 1}"
 
 
 _HOUR_PREFIX: dict[int, str] = {}
@@ -160,6 +241,8 @@ class _RowMaker:
         self._k = {role: f"{_js(column_id)}:" for role, column_id in table.col.items()}
         self._label = _js(table.info.name)[:-1]  # without the closing quote: "#n" follows
         self._lower = "status_lower" in table.col
+        amount2 = next(c for c in table.columns if c["id"] == table.col["amount2"])
+        self._text_amount2 = amount2["type"] in TEXT_TYPES
 
     def make(self, index: int) -> dict[str, Any]:
         """The generated (unmutated) row at ``index`` as a dict."""
@@ -185,7 +268,8 @@ class _RowMaker:
         if f[1] >= MISSING_BELOW:
             out.append(k["amount"] + _number(f[11], f[24] % 16_777_216 / 100))
         if f[2] >= MISSING_BELOW:
-            out.append(k["amount2"] + _number(f[12], f[16] - 1000))
+            amount2 = _amount_text if self._text_amount2 else _number
+            out.append(k["amount2"] + amount2(f[12], f[16] - 1000))
         if f[3] >= MISSING_BELOW:
             out.append(k["due"] + _due_date(f[13], f[25]))
         if f[4] >= MISSING_BELOW:
@@ -236,6 +320,13 @@ def _number(flag: int, value: float) -> str:
     if flag < RARE_BELOW:
         return BAD_NUMBERS_JS[flag % len(BAD_NUMBERS_JS)]
     return repr(value)
+
+
+def _amount_text(flag: int, value: int) -> str:
+    """A text "Amount": the number's text, or (~5 %) text that is no number (JSON text)."""
+    if flag < MISSING_BELOW:
+        return _js(TEXT_AMOUNTS[flag % len(TEXT_AMOUNTS)])
+    return f'"{value}"'
 
 
 def _due_date(flag: int, raw: int) -> str:
@@ -370,7 +461,11 @@ class Dataset:
     def _build_table(self, info: TableInfo) -> _Table:
         rng = self._rng
         ordinal = len(self._tables)
-        col, columns = _build_columns(rng, with_lower_status=ordinal % 2 == 1)
+        col, columns = _build_columns(
+            rng,
+            with_lower_status=ordinal % 2 == 1,
+            text_amount2=ordinal == TEXT_AMOUNT_ORDINAL,
+        )
         base = self._config.table_rows.get(info.table_id, self._config.rows_per_table)
         table = _Table(
             info=info,
@@ -421,8 +516,10 @@ class Dataset:
         return self._tables[table_id].info
 
     def columns(self, table_id: str) -> list[dict[str, Any]]:
-        """Column definitions, primary first (a copy)."""
-        return copy.deepcopy(self._tables[table_id].columns)
+        """Column definitions, primary first unless drift reordered them (a copy)."""
+        table = self._tables[table_id]
+        with self._lock:
+            return copy.deepcopy(table.columns)
 
     def views(self, table_id: str) -> list[dict[str, Any]]:
         """Views of a table (a copy)."""
@@ -449,7 +546,13 @@ class Dataset:
         return [json.loads(p) for p in parts], more
 
     def segment_json(
-        self, table_id: str, after: int, limit: int, stop: int | None = None
+        self,
+        table_id: str,
+        after: int,
+        limit: int,
+        stop: int | None = None,
+        *,
+        columns_out: list[dict[str, Any]] | None = None,
     ) -> tuple[list[str], bool, int]:
         """The serving fast path: rows as JSON text.
 
@@ -458,6 +561,8 @@ class Dataset:
             after: Only rows with a larger index.
             limit: At most this many rows.
             stop: Only rows with a smaller index (used by the segment-loop faults).
+            columns_out: If given, extended with the columns the rows were read with (taken in
+                the same snapshot, so concurrent column drift cannot split rows from columns).
 
         Returns:
             The rows' JSON texts, whether any live row follows the last one examined, and the
@@ -468,19 +573,25 @@ class Dataset:
         with self._lock:
             overlay = dict(table.overlay)
             end = table.next_index
+            drift = table.drift
+            if columns_out is not None:
+                columns_out.extend(copy.deepcopy(table.columns))
         base = table.base_count
         high = end if stop is None else min(end, stop)
         i = max(after + 1, 0)
         if not overlay:  # the common case: a contiguous run of generated rows
             upto = min(i + limit, high, base)
-            parts = [maker.make_json(j) for j in range(i, upto)]
+            if drift:
+                parts = [_drifted_json(maker, drift, j) for j in range(i, upto)]
+            else:
+                parts = [maker.make_json(j) for j in range(i, upto)]
             last = upto - 1 if parts else after
             return parts, upto < base, last
         parts, last = [], after
         while i < high and len(parts) < limit:
             row = overlay.get(i, _GENERATED) if i in overlay or i < base else None
             if row is _GENERATED:
-                parts.append(maker.make_json(i))
+                parts.append(_drifted_json(maker, drift, i))
                 last = i
             elif row is not None:
                 parts.append(_js(row))
@@ -591,21 +702,170 @@ class Dataset:
             return row
         if index >= table.base_count:
             raise KeyError(index)
-        return self._makers[table.info.table_id].make(index)
+        row = self._makers[table.info.table_id].make(index)
+        for step in table.drift:
+            step.apply(row["cells"], index)
+        return row
+
+    # ----- column drift ----------------------------------------------------------------------
+
+    def reorder_columns(
+        self, table_id: str, order: list[str] | None = None, *, reverse: bool = False
+    ) -> list[dict[str, Any]]:
+        """Put a table's columns in ``order`` (every column id once), or reverse them.
+
+        Returns:
+            The new column list (a copy).
+        """
+        table = self._tables[table_id]
+        if (order is None) == (not reverse):
+            msg = "give either an order of column ids or reverse=True"
+            raise ValueError(msg)
+        with self._lock:
+            by_id = {c["id"]: c for c in table.columns}
+            if order is None:
+                table.columns = table.columns[::-1]
+            elif sorted(order) != sorted(by_id):
+                msg = f"order must name every column id once: {sorted(by_id)}"
+                raise ValueError(msg)
+            else:
+                table.columns = [by_id[column_id] for column_id in order]
+            return copy.deepcopy(table.columns)
+
+    def rename_column(self, table_id: str, column_id: str, name: str) -> dict[str, Any]:
+        """Rename a column (any name, even one another column has); its id stays."""
+        if not isinstance(name, str):
+            msg = "a column name must be a string"
+            raise TypeError(msg)
+        table = self._tables[table_id]
+        with self._lock:
+            column = _column(table, column_id)
+            column["name"] = name
+            return copy.deepcopy(column)
+
+    def retype_column(
+        self, table_id: str, column_id: str, column_type: str, type_options: Any = None
+    ) -> dict[str, Any]:
+        """Change a column's type and convert its cells in every row (see ``convert_cell``)."""
+        _check_type(column_type)
+        table = self._tables[table_id]
+        with self._lock:
+            column = _column(table, column_id)
+            column["type"] = column_type
+            column["typeOptions"] = copy.deepcopy(type_options)
+            self._drift_locked(table, _Drift("retype", column_id, type=column_type))
+            return copy.deepcopy(column)
+
+    def add_column(  # noqa: PLR0913 - mirrors the admin endpoint's body
+        self,
+        table_id: str,
+        name: str,
+        column_type: str,
+        *,
+        type_options: Any = None,
+        fill: Any = None,
+        position: int | None = None,
+    ) -> dict[str, Any]:
+        """Add a column with a fresh id (its name may repeat another's) and a cell in every row.
+
+        Args:
+            table_id: The table.
+            name: The column's name.
+            column_type: The column's type, e.g. ``number`` or ``singleLineText``.
+            type_options: Its ``typeOptions``.
+            fill: The value of the new cell in every existing row; ``None``: per row, the row's
+                number (1-based index) for ``number`` columns, else ``"<name> <number>"``.
+            position: Where in the column list (Python list index); ``None``: last.
+
+        Returns:
+            The new column (a copy).
+        """
+        _check_type(column_type)
+        if not isinstance(name, str):
+            msg = "a column name must be a string"
+            raise TypeError(msg)
+        table = self._tables[table_id]
+        with self._lock:
+            used = {c["id"] for c in table.columns} | {d.column_id for d in table.drift}
+            rng = random.Random(f"{table.key!r}:{len(table.drift)}")
+            column_id = f"fld{_alnum(rng, 6)}"
+            while column_id in used:
+                column_id = f"fld{_alnum(rng, 6)}"
+            column = {
+                "id": column_id,
+                "name": name,
+                "type": column_type,
+                "typeOptions": copy.deepcopy(type_options),
+                "isPrimary": False,
+            }
+            at = len(table.columns) if position is None else position
+            table.columns = [*table.columns[:at], column, *table.columns[at:]]
+            step = _Drift("add", column_id, type=column_type, name=name, fill=copy.deepcopy(fill))
+            self._drift_locked(table, step)
+            return copy.deepcopy(column)
+
+    def delete_column(self, table_id: str, column_id: str) -> None:
+        """Delete a column: it leaves the column list and its cells leave every row."""
+        table = self._tables[table_id]
+        with self._lock:
+            _column(table, column_id)
+            table.columns = [c for c in table.columns if c["id"] != column_id]
+            self._drift_locked(table, _Drift("delete", column_id))
+
+    @staticmethod
+    def _drift_locked(table: _Table, step: _Drift) -> None:
+        """Record ``step`` for generated rows and apply it to the overlay's rows (new objects)."""
+        table.drift = (*table.drift, step)
+        for index, row in list(table.overlay.items()):
+            if row is not None:
+                new = copy.deepcopy(row)
+                step.apply(new["cells"], index)
+                table.overlay[index] = new
+
+
+def _drifted_json(maker: _RowMaker, drift: tuple[_Drift, ...], index: int) -> str:
+    """Generated row ``index`` after the table's column drift, as JSON text."""
+    text = maker.make_json(index)
+    if not drift:
+        return text
+    row = json.loads(text)
+    for step in drift:
+        step.apply(row["cells"], index)
+    return _js(row)
+
+
+def _column(table: _Table, column_id: str) -> dict[str, Any]:
+    """The live column dict with ``column_id``; ``KeyError`` if the table has none."""
+    for column in table.columns:
+        if column["id"] == column_id:
+            return column
+    raise KeyError(column_id)
+
+
+def _check_type(column_type: object) -> None:
+    if not isinstance(column_type, str) or not column_type:
+        msg = "a column type must be a non-empty string"
+        raise ValueError(msg)
 
 
 def _build_columns(
-    rng: random.Random, *, with_lower_status: bool
+    rng: random.Random, *, with_lower_status: bool, text_amount2: bool
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Columns every table has, with the awkward cases a tap must survive.
 
-    Returns the role -> column id map used by the row maker, and the API column list.
+    Every table has two columns named "Amount"; in one table (``text_amount2``) the second is
+    text. Returns the role -> column id map used by the row maker, and the API column list.
     """
+    amount2: tuple[str, str, str, Any] = (
+        ("amount2", "Amount", "singleLineText", None)
+        if text_amount2
+        else ("amount2", "Amount", "number", {"precision": 0})
+    )
     specs: list[tuple[str, str, str, Any]] = [
         ("primary", "名称", "singleLineText", None),
         ("notes", "Notes", "multiLineText", None),
         ("amount", "Amount", "number", {"precision": 2}),
-        ("amount2", "Amount", "number", {"precision": 0}),
+        amount2,
         (
             "due",
             "Due date",

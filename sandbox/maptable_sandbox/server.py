@@ -1,4 +1,8 @@
-"""HTTP transport (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive) and the ``Sandbox``."""
+"""HTTP transport (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive) and the ``Sandbox``.
+
+One thread per connection: a slow answer (``latency_s``, the "timeout" fault) holds up only its
+own connection. The state behind the API (data, tokens, limiter, faults, log) is thread-safe.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import contextlib
 import socket
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from maptable_sandbox.admin import PREFIX, handle_admin
 from maptable_sandbox.api import ApiApp, HttpRequest, HttpResponse
-from maptable_sandbox.config import FaultPlan, RequestLogEntry, SandboxConfig
+from maptable_sandbox.config import REQUEST_KINDS, FaultPlan, RequestLogEntry, SandboxConfig
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -76,8 +81,15 @@ class _Handler(BaseHTTPRequestHandler):
             t=arrived,
         )
         app = self.server.app
-        admin = parts.path.startswith(PREFIX)
-        response = handle_admin(app, req) if admin else app.dispatch(req)
+        if parts.path.startswith(PREFIX):
+            self._write(handle_admin(app, req))
+            return
+        response, entry = app.handle(req)
+        wait = app.latency_s + response.delay
+        if wait > 0:
+            time.sleep(wait)  # this connection's thread only
+        response.delay = 0.0
+        app.log.add(replace(entry, t_end=time.time()))  # before the client can see the answer
         self._write(response)
 
     def _read_body(self) -> bytes | None:
@@ -240,3 +252,68 @@ class Sandbox:
     def reset_log(self) -> None:
         """Forget the requests logged so far (the JSONL file keeps them)."""
         self._app.log.reset()
+
+    # ----- misbehaviour at run time ----------------------------------------------------------
+
+    def throttle(
+        self,
+        count: int | None = None,
+        *,
+        retry_after: str | None = "1",
+        kinds: tuple[str, ...] = REQUEST_KINDS,
+    ) -> None:
+        """Answer the next ``count`` requests of ``kinds`` (all: ``None``) with HTTP 429.
+
+        ``retry_after`` is sent verbatim as the ``Retry-After`` header (``None``: no header).
+        Replaces the fault plan (``FaultPlan.throttled``); ``set_faults(FaultPlan())`` ends it.
+        """
+        self.set_faults(FaultPlan.throttled(count, retry_after=retry_after, kinds=kinds))
+
+    def set_latency(self, seconds: float) -> None:
+        """Make every API request from now on wait ``seconds`` before it is answered."""
+        self._app.latency_s = seconds
+
+    def set_page_size_cap(self, cap: int | None) -> None:
+        """Serve at most ``cap`` workspaces per page from now on (``None``: no cap)."""
+        self._app.page_size_cap = cap
+
+    def set_token_clock_skew(self, seconds: float) -> None:
+        """Stamp ``iat``/``exp`` of tokens minted from now on ``seconds`` off real time."""
+        self._app.token_clock_skew_s = seconds
+
+    # ----- column drift (see Dataset for the details) ----------------------------------------
+
+    def reorder_columns(
+        self, table_id: str, order: list[str] | None = None, *, reverse: bool = False
+    ) -> list[dict[str, Any]]:
+        """Put a table's columns in ``order`` (every column id once), or reverse them."""
+        return self._app.data.reorder_columns(table_id, order, reverse=reverse)
+
+    def rename_column(self, table_id: str, column_id: str, name: str) -> dict[str, Any]:
+        """Rename a column (duplicate names allowed); its id stays."""
+        return self._app.data.rename_column(table_id, column_id, name)
+
+    def retype_column(
+        self, table_id: str, column_id: str, column_type: str, type_options: Any = None
+    ) -> dict[str, Any]:
+        """Change a column's type, converting its cells in every row as MapTable does."""
+        return self._app.data.retype_column(table_id, column_id, column_type, type_options)
+
+    def add_column(  # noqa: PLR0913 - mirrors Dataset.add_column
+        self,
+        table_id: str,
+        name: str,
+        column_type: str,
+        *,
+        type_options: Any = None,
+        fill: Any = None,
+        position: int | None = None,
+    ) -> dict[str, Any]:
+        """Add a column with a fresh id and a cell in every existing row; returns the column."""
+        return self._app.data.add_column(
+            table_id, name, column_type, type_options=type_options, fill=fill, position=position
+        )
+
+    def delete_column(self, table_id: str, column_id: str) -> None:
+        """Delete a column and its cells in every row."""
+        self._app.data.delete_column(table_id, column_id)

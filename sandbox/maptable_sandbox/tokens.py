@@ -3,6 +3,7 @@
 The real server's tokens are JWTs (HS256); the tap may read ``exp`` without verifying, so the
 sandbox mints genuine JWTs. Validity is nevertheless decided server-side (issue time, rotation,
 revocation), so that ``include_exp=False`` tokens still expire and a used refresh token stays dead.
+The claims can lie about time (``clock_skew``); the registry's records never do.
 """
 
 from __future__ import annotations
@@ -88,39 +89,73 @@ class _Record:
     typ: str
     expires_at: float
     dead: bool = False
+    sibling: str | None = None  # a refresh token's record: the jti of its pair's access token
 
 
 class TokenRegistry:
     """Issues, checks, rotates and revokes tokens; thread-safe."""
 
-    def __init__(
-        self, *, token_ttl: float, refresh_ttl: float, include_exp: bool, key: bytes | None = None
+    def __init__(  # noqa: PLR0913 - every option is a keyword with a default
+        self,
+        *,
+        token_ttl: float,
+        refresh_ttl: float,
+        include_exp: bool,
+        key: bytes | None = None,
+        revoke_used_refresh: bool = True,
+        revoke_access_on_refresh: bool = False,
+        clock_skew: float = 0.0,
     ) -> None:
-        """Create a registry with a fresh random signing key unless one is given."""
+        """Create a registry with a fresh random signing key unless one is given.
+
+        Args:
+            token_ttl: Access-token lifetime in seconds (real time).
+            refresh_ttl: Refresh-token lifetime in seconds (real time).
+            include_exp: Put an ``exp`` claim in the JWTs.
+            key: HS256 signing key; random if ``None``.
+            revoke_used_refresh: A refresh token works once (rotation); ``False``: reusable.
+            revoke_access_on_refresh: A refresh also kills its pair's access token.
+            clock_skew: Seconds added to real time when stamping ``iat`` and ``exp``.
+        """
         self._key = key if key is not None else secrets.token_bytes(32)
         self._token_ttl = token_ttl
         self._refresh_ttl = refresh_ttl
         self._include_exp = include_exp
+        self._revoke_used_refresh = revoke_used_refresh
+        self._revoke_access_on_refresh = revoke_access_on_refresh
+        self._clock_skew = clock_skew
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
         self._issued: set[str] = set()
 
+    @property
+    def clock_skew(self) -> float:
+        """Seconds the ``iat``/``exp`` claims of newly minted tokens are off real time."""
+        return self._clock_skew
+
+    @clock_skew.setter
+    def clock_skew(self, seconds: float) -> None:
+        self._clock_skew = float(seconds)
+
     def issue_pair(self, app_id: str) -> tuple[str, str]:
         """A new (access, refresh) pair, each already prefixed with ``Bearer ``."""
-        return self._issue(app_id, "access"), self._issue(app_id, "refresh")
+        access, access_jti = self._issue(app_id, "access")
+        refresh, _ = self._issue(app_id, "refresh", sibling=access_jti)
+        return access, refresh
 
-    def _issue(self, app_id: str, typ: str) -> str:
+    def _issue(self, app_id: str, typ: str, sibling: str | None = None) -> tuple[str, str]:
         now = time.time()
+        stamp = now + self._clock_skew  # what the server's (possibly wrong) clock says
         ttl = self._token_ttl if typ == "access" else self._refresh_ttl
         jti = uuid.uuid4().hex
-        claims: dict[str, Any] = {"appId": app_id, "typ": typ, "iat": int(now), "jti": jti}
+        claims: dict[str, Any] = {"appId": app_id, "typ": typ, "iat": int(stamp), "jti": jti}
         if self._include_exp:
-            claims["exp"] = math.floor(now + ttl)
+            claims["exp"] = math.floor(stamp + ttl)
         token = mint(self._key, claims)
         with self._lock:
-            self._records[jti] = _Record(app_id, typ, now + ttl)
+            self._records[jti] = _Record(app_id, typ, now + ttl, sibling=sibling)
             self._issued.update({token, BEARER + token})
-        return BEARER + token
+        return BEARER + token, jti
 
     def app_of(self, header: str | None) -> str | None:
         """App id of a correctly signed token in ``header`` (expired or not): the rate-limit key."""
@@ -144,7 +179,9 @@ class TokenRegistry:
         """Exchange a live refresh token for a new pair and kill it (rotation).
 
         The body's ``refreshtoken`` must name the same token as the header, with or without the
-        ``Bearer`` prefix (the vendor page is ambiguous about the body).
+        ``Bearer`` prefix (the vendor page is ambiguous about the body). Without
+        ``revoke_used_refresh`` the used token stays alive; with ``revoke_access_on_refresh`` the
+        access token issued with it dies.
         """
         if not header:
             raise TokenError(*MISSING)
@@ -159,7 +196,11 @@ class TokenRegistry:
                 or time.time() >= record.expires_at
             ):
                 raise TokenError(*REFRESH_INVALID)
-            record.dead = True
+            if self._revoke_used_refresh:
+                record.dead = True
+            sibling = self._records.get(record.sibling or "")
+            if self._revoke_access_on_refresh and sibling is not None:
+                sibling.dead = True
         return self.issue_pair(record.app_id)
 
     def revoke_access(self) -> None:
