@@ -1,9 +1,13 @@
 """`make demo`: MapTable -> Meltano -> DuckDB on this machine, with no MapTable account.
 
 Starts the MapTable sandbox (a strict fake of the API, 60 requests a minute like the real one),
-loads it into output/maptable.duckdb with `meltano run tap-maptable target-duckdb`, shows what
+loads it into output/warehouse.duckdb with `meltano run tap-maptable target-duckdb`, shows what
 landed, edits three rows and runs the same command again to show that only changes travel.
-Meltano's own output goes to output/demo/*.log; it is shown only when something fails.
+Meltano's own output goes to output/demo/*.log (the runs' as JSON lines); it is shown only when
+something fails.
+
+Run by `make demo` with the Python of `.venv-demo`, which holds only the sandbox and DuckDB's
+client: the tap itself runs in the plugin venv that `meltano install` makes under .meltano/.
 """
 
 # ruff: noqa: S608 - table names in SQL come from the sandbox or the warehouse, not from users
@@ -11,9 +15,9 @@ Meltano's own output goes to output/demo/*.log; it is shown only when something 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -35,7 +39,12 @@ WORK = OUTPUT / "demo"
 DATABASE = OUTPUT / "warehouse.duckdb"
 PIPELINE = ("tap-maptable", "target-duckdb")
 STATE_ID = "dev:tap-maptable-to-target-duckdb"
-APP_ID = "demo-app"
+# The sandbox's default app, the one the README, meltano.yml's `dev` environment and
+# sandbox/README.md use: after the demo, the same commands work against `maptable-sandbox`.
+APP_ID = "app-1"
+APP_SECRET = "secret-1"  # noqa: S105 - a fake app of the local sandbox, documented everywhere
+# `meltano install` of the demo's plugins is redone when one of these files changes.
+INSTALL_STAMP = ROOT / ".meltano" / "demo-plugins-installed-for.sha256"
 EDITED_ROWS = 3
 SAMPLE_ROWS = 3
 
@@ -86,7 +95,7 @@ class Sandbox:
                 self.process.wait()
 
 
-def start_sandbox(secret: str) -> Sandbox:
+def start_sandbox() -> Sandbox:
     """Start `maptable-sandbox` on a free port with its sample data and strict 60/min limit."""
     ready = WORK / "sandbox.ready"
     request_log = WORK / "sandbox-requests.jsonl"
@@ -95,7 +104,7 @@ def start_sandbox(secret: str) -> Sandbox:
     argv = [
         str(SANDBOX),
         "--port=0",
-        f"--app={APP_ID}:{secret}",
+        f"--app={APP_ID}:{APP_SECRET}",
         f"--ready-file={ready}",
         f"--request-log={request_log}",
     ]
@@ -127,24 +136,62 @@ def meltano(args: list[str], env: dict[str, str], log_name: str, *, check: bool 
         )
     output = log.read_text(encoding="utf-8")
     if check and result.returncode != 0:
-        tail = "\n".join(output.splitlines()[-15:])
+        tail = "\n".join(_readable(line) for line in output.splitlines()[-15:])
         msg = f"`meltano {' '.join(args)}` failed (full log: {log}):\n{tail}"
         raise DemoError(msg)
     return output
+
+
+def _log_record(line: str) -> dict[str, Any] | None:
+    """One line of `meltano --log-format=json` output, or None."""
+    if not line.startswith("{"):
+        return None
+    with contextlib.suppress(ValueError):
+        record = json.loads(line)
+        return record if isinstance(record, dict) else None
+    return None
+
+
+def _readable(line: str) -> str:
+    """A JSON log line as one line of text, for an error message."""
+    record = _log_record(line)
+    if record is None:
+        return line
+    text = f"{record.get('level', '')} {record.get('name', 'meltano')}: {record.get('event', '')}"
+    exception = record.get("plugin_exception") or record.get("exception")
+    return f"{text} ({exception})" if exception else text
+
+
+def _metric(line: str) -> dict[str, Any] | None:
+    """The tap's metric in one line of Meltano's output, or None.
+
+    The tap declares `structured-logging`, so Meltano parses its logs and `--log-format=json`
+    shows each metric whole, tags included, in `metric_info`. A plugin whose logs Meltano does
+    not parse (`TAP_MAPTABLE__LOG_PARSER` changed) logs `METRIC: {...}` lines instead.
+    """
+    record = _log_record(line)
+    if record is not None:
+        info = record.get("metric_info")
+        ours = record.get("name") == PIPELINE[0]
+        return info if ours and isinstance(info, dict) else None
+    source, sep, payload = line.partition("METRIC: ")
+    if sep and PIPELINE[0] in source:
+        with contextlib.suppress(ValueError):
+            metric = json.loads(payload)
+            return metric if isinstance(metric, dict) else None
+    return None
 
 
 def rows_sent(output: str) -> int:
     """Table rows the tap sent, from its `record_count` metrics in Meltano's output."""
     total = 0
     for line in output.splitlines():
-        source, sep, payload = line.partition("METRIC: ")
-        if not sep or "tap-maptable" not in source:
+        metric = _metric(line)
+        if metric is None or metric.get("metric") != "record_count":
             continue
-        with contextlib.suppress(ValueError):
-            metric = json.loads(payload)
-            stream = str(metric.get("tags", {}).get("stream", ""))
-            if metric.get("metric") == "record_count" and stream.startswith("table_tbl"):
-                total += int(metric["value"])
+        stream = str(metric.get("tags", {}).get("stream", ""))
+        if stream.startswith("table_") and stream != "table_nodes":
+            total += int(metric["value"])
     return total
 
 
@@ -152,7 +199,9 @@ def run_pipeline(sandbox: Sandbox, env: dict[str, str], label: str) -> tuple[int
     """`meltano run tap-maptable target-duckdb`: rows sent, API requests and seconds."""
     requests_before = sandbox.api_requests()
     started = time.monotonic()
-    output = meltano(["--environment=dev", "run", *PIPELINE], env, f"{label}.log")
+    output = meltano(
+        ["--log-format=json", "--environment=dev", "run", *PIPELINE], env, f"{label}.log"
+    )
     seconds = time.monotonic() - started
     return rows_sent(output), sandbox.api_requests() - requests_before, seconds
 
@@ -222,32 +271,45 @@ def _scalar(conn: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _project_digest() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "meltano.yml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
 def ensure_plugins(env: dict[str, str]) -> None:
-    """`meltano install` when a plugin is missing or the project's dependencies changed."""
-    if plugins.need_install():
-        say("Installing the Meltano plugins into .meltano/ (once; under a minute)...")
-        meltano(["install"], env, "install.log")
-        plugins.mark_installed()
+    """`meltano install` of the two plugins the demo runs, when one is missing or is stale.
+
+    Stale: `pyproject.toml` or `meltano.yml` changed since they were installed (the tap is
+    installed editable, which follows code changes but not new dependencies). The project's
+    other loaders (PostgreSQL, JSON lines) are not installed: `make test` installs them.
+    """
+    missing = [name for name in plugins.missing() if name in PIPELINE]
+    stamp = INSTALL_STAMP.read_text().strip() if INSTALL_STAMP.exists() else ""
+    if missing or stamp != _project_digest():
+        say(f"Installing {' and '.join(PIPELINE)} into .meltano/ (once; under a minute)...")
+        meltano(["install", *PIPELINE], env, "install.log")
+        INSTALL_STAMP.write_text(_project_digest() + "\n")
 
 
 def demo() -> None:
     """The whole demo; the sandbox is stopped whatever happens."""
     started = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(16)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_", "TARGET_"))}
     base_env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     ensure_plugins(base_env)
 
     say("1. Starting the MapTable sandbox (fake API, sample data, 60 requests/minute)...")
-    sandbox = start_sandbox(secret)
+    sandbox = start_sandbox()
     try:
         say(f"   listening on {sandbox.url}")
         env = {
             **base_env,
             "TAP_MAPTABLE_API_URL": sandbox.url,
             "TAP_MAPTABLE_APP_ID": APP_ID,
-            "TAP_MAPTABLE_APP_SECRET": secret,
+            "TAP_MAPTABLE_APP_SECRET": APP_SECRET,
             "TARGET_DUCKDB_PATH": str(DATABASE),
         }
         # A fresh start: no warehouse file, no bookmarks from an earlier demo.
@@ -304,10 +366,9 @@ def demo() -> None:
             f"\nDone in {time.monotonic() - started:.0f} s: {first[1] + second[1]} API requests "
             f"in all ({first[1]} + {second[1]}; each run also discovers the tables)."
         )
-        say(
-            f"Explore: .venv/bin/python -c \"import duckdb; duckdb.connect('{DATABASE}')"
-            ".sql('SHOW ALL TABLES').show()\""
-        )
+        python = os.path.relpath(sys.executable, ROOT)
+        explore = f"duckdb.connect('{DATABASE.relative_to(ROOT)}').sql('SHOW ALL TABLES').show()"
+        say(f'Explore: {python} -c "import duckdb; {explore}"')
     finally:
         sandbox.stop()
 
