@@ -810,6 +810,10 @@ class Dataset:
         with self._lock:
             _column(table, column_id)
             table.columns = [c for c in table.columns if c["id"] != column_id]
+            # Earlier steps on this column no longer matter: drop them, so that add-and-delete
+            # cycles do not slow row generation down. The delete step stays (and keeps the id
+            # from being reused).
+            table.drift = tuple(d for d in table.drift if d.column_id != column_id)
             self._drift_locked(table, _Drift("delete", column_id))
 
     @staticmethod

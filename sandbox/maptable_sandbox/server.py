@@ -88,7 +88,6 @@ class _Handler(BaseHTTPRequestHandler):
         wait = app.latency_s + response.delay
         if wait > 0:
             time.sleep(wait)  # this connection's thread only
-        response.delay = 0.0
         app.log.add(replace(entry, t_end=time.time()))  # before the client can see the answer
         self._write(response)
 
@@ -111,8 +110,6 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if response.delay:
-            time.sleep(response.delay)
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)

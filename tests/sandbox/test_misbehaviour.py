@@ -289,22 +289,33 @@ def test_concurrent_drift_never_splits_columns_from_cells():
     with running(rows_per_table=200, segment_size=50, rate_limit=0) as sb:
         token, _ = token_pair(sb.url)
         table_id = sb.data.tables()[0].table_id
+        amount_id = amount_ids(sb, table_id)[0]
         stop = threading.Event()
 
         def drift():
             n = 0
-            while not stop.is_set():
+            while not stop.is_set() and n < 100:
                 column = sb.add_column(table_id, f"c{n}", "number")
+                sb.retype_column(table_id, amount_id, ("singleLineText", "number")[n % 2])
                 sb.delete_column(table_id, column["id"])
                 n += 1
+                time.sleep(0.002)
 
         worker = threading.Thread(target=drift)
         worker.start()
         try:
-            for _ in range(15):
+            for _ in range(40):
                 first = segments(sb.url, token, table_id)[0]
                 ids = {c["id"] for c in first["columns"]}
                 assert all(set(r["cells"]) <= ids for r in first["rows"])
+                text = next(
+                    c["type"] == "singleLineText" for c in first["columns"] if c["id"] == amount_id
+                )
+                values = [r["cells"][amount_id] for r in first["rows"] if amount_id in r["cells"]]
+                if text:
+                    assert all(isinstance(v, str) for v in values)
+                else:
+                    assert sum(isinstance(v, str) for v in values) < len(values) / 2
         finally:
             stop.set()
             worker.join()
