@@ -1,8 +1,8 @@
 """Properties of the tap's pure parts, over inputs no fixture would think of (hypothesis).
 
 - envelope parsing: any bytes, status and content type give an Envelope or an EnvelopeError;
-- column naming: unique case-insensitively, deterministic, never shadowing row properties, stable
-  when columns are appended;
+- column naming: unique case-insensitively, deterministic, never shadowing row properties,
+  independent of the column order, stable when columns with larger ids are added;
 - value coercion: never raises on any JSON value (except the documented InvalidValueError from
   `coerce_value`), the output fits the property's schema, and a dropped value is kept in
   `_invalid_values`;
@@ -35,6 +35,7 @@ from tap_maptable.columns import (
     Column,
     InvalidValueError,
     coerce_value,
+    column_id_key,
     name_columns,
     row_record,
     row_schema,
@@ -237,14 +238,19 @@ def raw_columns(draw: st.DrawFn, max_size: int = 8) -> list[dict[str, Any]]:
 def test_column_names_are_unique_deterministic_unshadowing_and_stable(
     columns: list[dict[str, Any]], more: list[dict[str, Any]]
 ) -> None:
-    more = [c for c in more if c["id"] not in {x["id"] for x in columns}]
+    # Added columns get larger ids than the existing ones (ids that count up, or of one width):
+    # adding them never renames an existing column's property.
+    largest = max((column_id_key(str(c["id"])) for c in columns), default=(0, ""))
+    more = [c for c in more if column_id_key(str(c["id"])) > largest]
     named = name_columns(columns)
     names = [c.prop_name for c in named]
     folded = [n.casefold() for n in names]
     assert len(set(folded)) == len(folded), f"two columns share a property: {names}"
     assert not set(folded) & {p.casefold() for p in ROW_PROPERTIES}
     assert name_columns(columns) == named  # deterministic
-    assert name_columns(columns + more)[: len(named)] == named  # stable when appended to
+    assert name_columns(columns + more)[: len(named)] == named  # stable when added to
+    reordered = name_columns(columns[::-1])[::-1]
+    assert [c.prop_name for c in reordered] == names  # independent of the column order
     for raw, column in zip(columns, named, strict=True):
         assert column.id == str(raw["id"])
         assert column.prop_name  # never empty
