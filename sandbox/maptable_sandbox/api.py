@@ -260,8 +260,8 @@ class ApiApp:
 
         Returns:
             The answer and its log entry; the caller sets ``t_end`` and adds the entry to
-            ``self.log`` just before writing the answer (so a client that has its answer also
-            finds it logged).
+            ``self.log`` before writing the answer (so a client that has its answer, or gave up
+            waiting for it, finds it logged).
         """
         kind, params = route(req.path)
         fault = self.faults.pick(kind)

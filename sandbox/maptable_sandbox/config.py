@@ -240,10 +240,11 @@ class RequestLogEntry:
     """One API request as the sandbox saw it; ``status`` 0 means the connection was dropped.
 
     Times are wall-clock epoch seconds (``time.time()``). ``t`` and ``t_start`` are both the
-    arrival (headers read); ``t_end`` is when the answer started to be written, or the connection
-    was dropped, after any ``latency_s`` and "timeout" delay. Two requests overlapped in the
-    server when their ``[t_start, t_end]`` intervals intersect. The JSONL fields are documented in
-    sandbox/README.md.
+    arrival (headers read); ``t_end`` is when the answer is written (or the connection dropped):
+    the moment the request was handled plus any ``latency_s`` and "timeout" delay. The entry is
+    logged when the request is handled, before that wait, so a client that gave up waiting still
+    finds it. Two requests overlapped in the server when their ``[t_start, t_end]`` intersect.
+    The JSONL fields are documented in sandbox/README.md.
     """
 
     t: float

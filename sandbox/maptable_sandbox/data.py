@@ -241,8 +241,10 @@ class _RowMaker:
         self._k = {role: f"{_js(column_id)}:" for role, column_id in table.col.items()}
         self._label = _js(table.info.name)[:-1]  # without the closing quote: "#n" follows
         self._lower = "status_lower" in table.col
-        amount2 = next(c for c in table.columns if c["id"] == table.col["amount2"])
-        self._text_amount2 = amount2["type"] in TEXT_TYPES
+        types = {c["id"]: c["type"] for c in table.columns}
+        self._text_amount = {
+            role: types[table.col[role]] in TEXT_TYPES for role in ("amount", "amount2")
+        }
 
     def make(self, index: int) -> dict[str, Any]:
         """The generated (unmutated) row at ``index`` as a dict."""
@@ -266,9 +268,10 @@ class _RowMaker:
         if f[0] >= MISSING_BELOW:
             out.append(k["notes"] + NOTES_JS[f[10] % len(NOTES_JS)])
         if f[1] >= MISSING_BELOW:
-            out.append(k["amount"] + _number(f[11], f[24] % 16_777_216 / 100))
+            amount = _amount_text if self._text_amount["amount"] else _number
+            out.append(k["amount"] + amount(f[11], f[24] % 16_777_216 / 100))
         if f[2] >= MISSING_BELOW:
-            amount2 = _amount_text if self._text_amount2 else _number
+            amount2 = _amount_text if self._text_amount["amount2"] else _number
             out.append(k["amount2"] + amount2(f[12], f[16] - 1000))
         if f[3] >= MISSING_BELOW:
             out.append(k["due"] + _due_date(f[13], f[25]))
@@ -322,11 +325,11 @@ def _number(flag: int, value: float) -> str:
     return repr(value)
 
 
-def _amount_text(flag: int, value: int) -> str:
+def _amount_text(flag: int, value: float) -> str:
     """A text "Amount": the number's text, or (~5 %) text that is no number (JSON text)."""
     if flag < MISSING_BELOW:
         return _js(TEXT_AMOUNTS[flag % len(TEXT_AMOUNTS)])
-    return f'"{value}"'
+    return f'"{value!r}"'
 
 
 def _due_date(flag: int, raw: int) -> str:
@@ -464,7 +467,7 @@ class Dataset:
         col, columns = _build_columns(
             rng,
             with_lower_status=ordinal % 2 == 1,
-            text_amount2=ordinal == TEXT_AMOUNT_ORDINAL,
+            text_amount=ordinal == TEXT_AMOUNT_ORDINAL,
         )
         base = self._config.table_rows.get(info.table_id, self._config.rows_per_table)
         table = _Table(
@@ -853,23 +856,20 @@ def _check_type(column_type: object) -> None:
 
 
 def _build_columns(
-    rng: random.Random, *, with_lower_status: bool, text_amount2: bool
+    rng: random.Random, *, with_lower_status: bool, text_amount: bool
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Columns every table has, with the awkward cases a tap must survive.
 
-    Every table has two columns named "Amount"; in one table (``text_amount2``) the second is
-    text. Returns the role -> column id map used by the row maker, and the API column list.
+    Every table has two columns named "Amount", both numbers except in one table
+    (``text_amount``), where the one with the larger column id is ``singleLineText``: a client
+    that gives a repeated name to the column with the smallest id still finds a number there.
+    Returns the role -> column id map used by the row maker, and the API column list.
     """
-    amount2: tuple[str, str, str, Any] = (
-        ("amount2", "Amount", "singleLineText", None)
-        if text_amount2
-        else ("amount2", "Amount", "number", {"precision": 0})
-    )
     specs: list[tuple[str, str, str, Any]] = [
         ("primary", "名称", "singleLineText", None),
         ("notes", "Notes", "multiLineText", None),
         ("amount", "Amount", "number", {"precision": 2}),
-        amount2,
+        ("amount2", "Amount", "number", {"precision": 0}),
         (
             "due",
             "Due date",
@@ -898,6 +898,10 @@ def _build_columns(
                 "isPrimary": role == "primary",
             }
         )
+    if text_amount:
+        text_id = max(col["amount"], col["amount2"])
+        text_column = next(c for c in columns if c["id"] == text_id)
+        text_column |= {"type": "singleLineText", "typeOptions": None}
     return col, columns
 
 

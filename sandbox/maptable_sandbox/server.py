@@ -86,9 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         response, entry = app.handle(req)
         wait = app.latency_s + response.delay
+        # Logged on arrival, with the time its answer is due: a client that gives up waiting (a
+        # read timeout) must still find its request in the log when it looks.
+        app.log.add(replace(entry, t_end=time.time() + max(wait, 0.0)))
         if wait > 0:
             time.sleep(wait)  # this connection's thread only
-        app.log.add(replace(entry, t_end=time.time()))  # before the client can see the answer
         self._write(response)
 
     def _read_body(self) -> bytes | None:

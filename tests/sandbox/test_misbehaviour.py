@@ -83,6 +83,20 @@ def amount_ids(sb, table_id):
     return [c["id"] for c in sb.data.columns(table_id) if c["name"] == "Amount"]
 
 
+def typed_amount_ids(sb, table_id):
+    """(number column id, text column id) of the table with a number and a text "Amount"."""
+    by_type = {c["type"]: c["id"] for c in sb.data.columns(table_id) if c["name"] == "Amount"}
+    return by_type["number"], by_type["singleLineText"]
+
+
+def numeric(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 # ----- sample data ------------------------------------------------------------------------------
 
 
@@ -93,15 +107,16 @@ def test_one_sample_table_has_a_number_and_a_text_amount():
         for table in sb.data.tables():
             columns = segments(sb.url, token, table.table_id)[0]["columns"]
             shapes[table.table_id] = [c["type"] for c in columns if c["name"] == "Amount"]
-        mixed = [t for t, types in shapes.items() if types == ["number", "singleLineText"]]
+        mixed = [t for t, types in shapes.items() if sorted(types) == ["number", "singleLineText"]]
         assert mixed == [sb.data.tables()[1].table_id]
         assert all(types == ["number", "number"] for t, types in shapes.items() if t not in mixed)
-        text_id = amount_ids(sb, mixed[0])[1]
+        number_id, text_id = typed_amount_ids(sb, mixed[0])
+        assert text_id > number_id  # the smallest id of a repeated name is still a number
         rows = served_rows(sb.url, token, mixed[0])
         values = [r["cells"][text_id] for r in rows if text_id in r["cells"]]
         assert all(isinstance(v, str) for v in values)
-        assert any(v.lstrip("-").isdigit() for v in values)
-        assert any(not v.lstrip("-").isdigit() for v in values)
+        assert any(numeric(v) for v in values)
+        assert any(not numeric(v) for v in values)
 
 
 # ----- column drift -----------------------------------------------------------------------------
@@ -146,7 +161,7 @@ def test_retype_number_to_text_and_text_to_number_in_every_segment():
     with running(rows_per_table=450, segment_size=100, rate_limit=0) as sb:
         token, _ = token_pair(sb.url)
         table_id = sb.data.tables()[1].table_id  # the number + text "Amount" table
-        number_id, text_id = amount_ids(sb, table_id)
+        number_id, text_id = typed_amount_ids(sb, table_id)
         before = {r["id"]: r["cells"] for r in served_rows(sb.url, token, table_id)}
         r = admin(
             sb, "POST", f"tables/{table_id}/columns/{number_id}/retype", {"type": "singleLineText"}
@@ -170,8 +185,9 @@ def test_retype_number_to_text_and_text_to_number_in_every_segment():
             else:
                 assert new_number == old_number  # text stays text, a missing cell stays missing
             old_text, new_text = before[row_id].get(text_id), cells.get(text_id)
-            if isinstance(old_text, str) and old_text.lstrip("-").isdigit():
-                assert new_text == int(old_text)
+            if isinstance(old_text, str) and numeric(old_text):
+                assert not isinstance(new_text, str)
+                assert new_text == float(old_text)
             else:
                 assert new_text == old_text
                 stayed_text += old_text is not None
@@ -537,6 +553,15 @@ def test_timeout_fault_and_latency_add_up_in_t_end():
         entry = sb.requests[-1]
         assert entry.fault == "timeout"
         assert entry.t_end - entry.t_start >= 0.49
+        sb.set_faults(FaultPlan(schedule={1: "timeout"}, timeout_delay=2))
+        with pytest.raises(requests.Timeout):
+            requests.get(
+                f"{sb.url}{API}/workspaces/", headers={"Authorization": token}, timeout=0.5
+            )
+        entry = sb.requests[-1]  # logged although its answer is still due
+        assert entry.fault == "timeout"
+        assert entry.t_end >= entry.t_start + 2.2
+        assert entry.t_end > time.time()
 
 
 # ----- CLI --------------------------------------------------------------------------------------
