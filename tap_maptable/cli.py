@@ -7,6 +7,7 @@ SDK's API errors we raise) already carry such a line, free of secrets.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -18,14 +19,21 @@ from singer_sdk.exceptions import (
     SingerSDKError,
 )
 
+from tap_maptable import prefetch, stopping
+from tap_maptable.classify import network_failure
 from tap_maptable.errors import MapTableError, one_line
+from tap_maptable.stopping import StopRequestedError
 from tap_maptable.tap import TapMapTable
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the tap's command line; exit 1 with a one-line error on failure."""
+    stopping.install()
     try:
         code = TapMapTable.cli.main(args=argv, prog_name="tap-maptable", standalone_mode=False)
+    except StopRequestedError as exc:
+        _flush_emitted()
+        _fail(f"{exc}; the next run resumes from the last STATE emitted", code=exc.exit_code)
     except click.exceptions.Abort:
         _fail("aborted")
     except click.ClickException as exc:
@@ -35,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     except (MapTableError, FatalAPIError, RetriableAPIError) as exc:
         _fail(str(exc))
     except requests.RequestException as exc:
-        _fail(f"network error talking to MapTable: {type(exc).__name__}")
+        _fail(network_failure(exc).message)
     except SingerSDKError as exc:
         _fail(f"{type(exc).__name__}: {exc}")
     except (OSError, ValueError) as exc:
@@ -43,6 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _flush_emitted() -> None:
+    """Hand the target every whole message written so far (a stop never cuts one in half)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+
+
 def _fail(message: str, code: int = 1) -> None:
+    prefetch.stop_all()  # no background fetch may log after the run's last line
     sys.stderr.write(f"tap-maptable: error: {one_line(message, limit=500)}\n")
     sys.exit(code or 1)

@@ -11,15 +11,19 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from tap_maptable import api
 from tap_maptable.errors import MapTableAPIError
 
 if TYPE_CHECKING:
-    from tap_maptable.tap import TapMapTable
+    from collections.abc import Callable, Sequence
+
+    from tap_maptable.connection import MapTableConnection
 
 LOGGER = logging.getLogger("tap_maptable.discovery")
 STREAM_PREFIX = "table_"
@@ -46,6 +50,11 @@ def table_id_for(stream_name: str) -> str:
         encoded = stream_name.removeprefix(_ENCODED_PREFIX).upper()
         return base64.b32decode(encoded + "=" * (-len(encoded) % 8)).decode()
     return stream_name.removeprefix(STREAM_PREFIX)
+
+
+def segment_path(table_id: str) -> str:
+    """The path of a table's segments, its id URL-encoded."""
+    return api.TABLE_SEGMENT_PATH.format(tableId=quote(table_id, safe=""))
 
 
 @dataclass(frozen=True)
@@ -75,35 +84,128 @@ class TableRef:
         )
 
 
+def select_tables(
+    tables: list[TableRef], wanted: Sequence[str] | None, what: str
+) -> list[TableRef]:
+    """Keep the tables `table_ids` names (all when unset); warn about each id not among them.
+
+    One missing table should not stop a nightly load of the rest: a WARNING, not an error.
+    """
+    if not wanted:
+        return tables
+    known = {table.table_id for table in tables}
+    for missing in sorted(set(wanted) - known):
+        LOGGER.warning(
+            "table_ids names table %s, which is not %s; skipping it (the other tables "
+            "are extracted as usual).",
+            missing,
+            what,
+        )
+    return [table for table in tables if table.table_id in set(wanted)]
+
+
 class Directory:
     """The app's workspaces, their details and the tables' first segments, fetched once."""
 
-    def __init__(self, tap: TapMapTable) -> None:
-        """Nothing is fetched until asked for."""
-        self._tap = tap
+    def __init__(
+        self,
+        connection: MapTableConnection,
+        page_size: int,
+        table_ids: Sequence[str] | None,
+        workers: int = 1,
+    ) -> None:
+        """Nothing is fetched until asked for; then up to `workers` requests at once."""
+        self._connection = connection
+        self._page_size = page_size
+        self._table_ids = table_ids
+        self._workers = workers
         self._workspaces: list[dict[str, Any]] | None = None
-        self._details: dict[tuple[str, str], dict[str, Any]] = {}
-        self._first_segments: dict[str, dict[str, Any]] = {}
+        self._details: dict[tuple[str, str], dict[str, Any] | Exception] = {}
+        self._first_segments: dict[str, dict[str, Any] | Exception] = {}
         self._read_at: dict[str, datetime] = {}
 
     def workspaces(self) -> list[dict[str, Any]]:
-        """Every workspace the app can see."""
+        """Every workspace the app can see, each once (ids as strings)."""
         if self._workspaces is None:
-            from tap_maptable.streams import WorkspacesStream  # noqa: PLC0415 - import cycle
-
-            self._workspaces = WorkspacesStream(self._tap).fetch_all()
+            self._workspaces = self._read_workspace_pages()
         return self._workspaces
+
+    def _read_workspace_pages(self) -> list[dict[str, Any]]:
+        """Page through the workspace list until a page brings nothing new.
+
+        The documented endpoint shows no paging, so a server may ignore the parameters and send
+        everything on every page: such a page brings nothing new and ends the list, at the cost
+        of one extra request. A page shorter than `page_size` also ends it.
+        """
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        page = 1
+        while True:
+            detail = self._connection.get(
+                api.WORKSPACES_PATH, {api.PAGE_PARAM: page, api.PAGE_SIZE_PARAM: self._page_size}
+            )
+            items = (
+                [item for item in detail if isinstance(item, dict)]
+                if isinstance(detail, list)
+                else []
+            )
+            new = 0
+            for item in items:
+                record = {**item, "id": str(item.get("id")), "type": str(item.get("type"))}
+                key = (record["type"], record["id"])
+                if key not in seen:
+                    seen[key] = record
+                    new += 1
+            if not new or len(items) < self._page_size:
+                return list(seen.values())
+            page += 1
 
     def workspace_detail(self, workspace_type: str, workspace_id: str) -> dict[str, Any]:
         """One workspace's detail (its projects and their table nodes)."""
         key = (workspace_type, workspace_id)
         if key not in self._details:
-            from tap_maptable.streams import ProjectsStream  # noqa: PLC0415 - import cycle
+            others = [
+                (str(w["type"]), str(w["id"])) for w in self._workspaces or [] if w is not None
+            ]
+            wanted = [key, *(k for k in others if k != key and k not in self._details)]
+            self._fetch(wanted, self._details, self._read_detail)
+        return _unwrap(self._details[key])
 
-            self._details[key] = ProjectsStream(self._tap).fetch_detail(
-                {"workspaceType": workspace_type, "workspaceId": workspace_id}
-            )
-        return self._details[key]
+    def _read_detail(self, key: tuple[str, str]) -> dict[str, Any]:
+        workspace_type, workspace_id = key
+        path = api.WORKSPACE_DETAIL_PATH.format(
+            workspaceType=quote(workspace_type, safe=""), workspaceId=quote(workspace_id, safe="")
+        )
+        detail = self._connection.get(path)
+        return detail if isinstance(detail, dict) else {}
+
+    def _fetch(self, keys: list[Any], cache: dict[Any, Any], read: Callable[[Any], Any]) -> None:
+        """Read `keys[0]`, and the other keys with it when requests may go out in parallel.
+
+        Each answer, or the error it ended in, is kept under its key: an error is raised when
+        (and only when) that key is asked for, as a one-at-a-time run would.
+        """
+        if self._workers <= 1 or len(keys) == 1:
+            cache[keys[0]] = read(keys[0])
+            return
+        with ThreadPoolExecutor(min(self._workers, len(keys)), "tap-maptable-fetch") as pool:
+            futures = [(key, pool.submit(read, key)) for key in keys]
+            for key, future in futures:
+                error = future.exception()
+                if error is not None and not isinstance(error, Exception):
+                    raise error  # a stop (SIGTERM, Ctrl-C) is for the whole run
+                cache[key] = error if error is not None else future.result()
+
+    def tables_if_read(self) -> list[TableRef] | None:
+        """The tables, when the workspace list and every detail were already read; else None.
+
+        For checks that must cost no request (the run read them anyway, or it does not check).
+        """
+        if self._workspaces is None:
+            return None
+        keys = {(str(w["type"]), str(w["id"])) for w in self._workspaces}
+        if not keys <= set(self._details):
+            return None
+        return self.tables()
 
     def tables(self) -> list[TableRef]:
         """Every table with rows (`table` and `bigTable` nodes), limited by `table_ids`."""
@@ -122,29 +224,37 @@ class Directory:
             for node in project.get("tableNodes") or []
             if isinstance(node, dict) and node.get("type") in api.ROW_TABLE_TYPES
         ]
-        return self._tap.limit_to_table_ids(tables, what="seen by the app")
+        return select_tables(tables, self._table_ids, what="seen by the app")
+
+    def first_segments(self, tables: list[TableRef]) -> None:
+        """Read the first segment of each of `tables` (in parallel when allowed), to keep."""
+        wanted = [t.table_id for t in tables if t.table_id not in self._first_segments]
+        if wanted:
+            self._fetch(wanted, self._first_segments, self._read_first_segment)
 
     def first_segment(self, table: TableRef) -> dict[str, Any]:
         """A table's first segment (rows and columns), kept until its stream takes it."""
         if table.table_id not in self._first_segments:
-            from tap_maptable.table_rows import TableRowsStream  # noqa: PLC0415 - import cycle
+            self.first_segments([table])
+        return _unwrap(self._first_segments[table.table_id])
 
-            probe = TableRowsStream(self._tap, table, schema={"properties": {}})
-            self._read_at[table.table_id] = datetime.now(tz=timezone.utc)
-            self._first_segments[table.table_id] = probe.first_segment()
-        return self._first_segments[table.table_id]
+    def _read_first_segment(self, table_id: str) -> dict[str, Any]:
+        self._read_at[table_id] = datetime.now(tz=timezone.utc)
+        detail = self._connection.get(segment_path(table_id))
+        return detail if isinstance(detail, dict) else {}
 
     def first_segment_read_at(self, table_id: str) -> datetime | None:
-        """When a kept first segment was asked for (None when none is kept).
+        """When this process asked for the table's first segment (None when it did not).
 
         Its rows are as old as that: a stream that emits them must not let its bookmark pass
         this time, or a row updated between discovery and sync would be skipped next run.
         """
-        return self._read_at.get(table_id) if table_id in self._first_segments else None
+        return self._read_at.get(table_id)
 
     def take_first_segment(self, table_id: str) -> dict[str, Any] | None:
         """Hand a kept first segment to its stream, once: a second sync reads it afresh."""
-        return self._first_segments.pop(table_id, None)
+        kept = self._first_segments.pop(table_id, None)
+        return None if kept is None else _unwrap(kept)
 
     def _projects(self, workspace: dict[str, Any]) -> list[dict[str, Any]]:
         try:
@@ -160,3 +270,10 @@ class Directory:
             )
             return []
         return [p for p in detail.get("projects") or [] if isinstance(p, dict)]
+
+
+def _unwrap(kept: dict[str, Any] | Exception) -> dict[str, Any]:
+    """A kept answer, or the error its request ended in, raised now."""
+    if isinstance(kept, Exception):
+        raise kept
+    return kept

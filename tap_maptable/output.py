@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib.encoding.base import SingerMessageType
 
+from tap_maptable.stopping import whole_message
+
 if TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
@@ -24,6 +26,8 @@ class SingerOutput(MsgSpecWriter):
 
     def write_message(self, message: Message) -> None:
         """Write one message line to stdout."""
-        sys.stdout.buffer.write(self.format_message(message))
-        if message.type != SingerMessageType.RECORD:
-            sys.stdout.flush()
+        line = self.format_message(message)
+        with whole_message():
+            sys.stdout.buffer.write(line)
+            if message.type != SingerMessageType.RECORD:
+                sys.stdout.flush()

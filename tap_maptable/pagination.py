@@ -1,36 +1,16 @@
-"""Paginators for MapTable's two ways of paging: numbered pages and row segments."""
+"""The paginator of a table's row segments (the Directory reads the workspace list's pages)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.pagination import BaseAPIPaginator
-from singer_sdk.pagination import PageNumberPaginator as SDKPageNumberPaginator
 
 from tap_maptable.envelope import read_envelope
 from tap_maptable.errors import SegmentLoopError
 
 if TYPE_CHECKING:
     import requests
-
-
-class PageNumberPaginator(SDKPageNumberPaginator):
-    """`page` (1-based) and `pageSize`; a full page means there may be more.
-
-    The documented workspaces endpoint shows no paging, so a server may ignore the parameters
-    and send everything on every page. The stream drops records it has already emitted, so such
-    a page yields nothing, and the SDK stops on a page with no records: at most one extra request.
-    """
-
-    def __init__(self, page_size: int) -> None:
-        """Start at page 1."""
-        super().__init__(start_value=1)
-        self.page_size = page_size
-
-    def has_more(self, response: requests.Response) -> bool:
-        """More pages may follow only a full page."""
-        detail = read_envelope(response).detail
-        return isinstance(detail, list) and len(detail) >= self.page_size
 
 
 class SegmentPaginator(BaseAPIPaginator[str | None]):

@@ -1,8 +1,8 @@
-"""Checking what the user hands the tap (settings, catalog, state) before any request is sent.
+"""The tap's settings: what each one means, and the checks every value passes before a request.
 
-Each problem becomes one line that names it (the setting, the file, the stream), so that a
-scheduled load fails at once and says why, instead of failing later or after wasting requests.
-Values of secret settings are never repeated in a message.
+Each problem becomes one line that names it (the setting, the file), so that a scheduled load
+fails at once and says why, instead of failing later or after wasting requests. Values of secret
+settings are never repeated in a message.
 """
 
 from __future__ import annotations
@@ -15,14 +15,142 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from singer_sdk import typing as th
 from singer_sdk.plugin_base import JSONSchemaValidator
 
-from tap_maptable.columns import UPDATED_AT
 from tap_maptable.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
+# Measured (bench figure 8): enough to fill a 60-per-minute budget at 4 s per answer.
+DEFAULT_PARALLEL_REQUESTS = 8
+
+SETTINGS_SCHEMA: dict[str, Any] = th.PropertiesList(
+    th.Property(
+        "app_id",
+        th.StringType(min_length=1),
+        required=True,
+        title="App ID",
+        description="The MapTable app's id (from the app's profile page).",
+    ),
+    th.Property(
+        "app_secret",
+        th.StringType(min_length=1),
+        required=True,
+        secret=True,
+        title="App secret",
+        description="The MapTable app's secret. Never logged or printed.",
+    ),
+    th.Property(
+        "api_url",
+        th.URIType,
+        default="https://maptable.com",
+        title="API URL",
+        description="Base URL of the MapTable API (another host for self-hosted or "
+        "regional MapTable, or the sandbox).",
+    ),
+    th.Property(
+        "requests_per_minute",
+        th.IntegerType(minimum=1),
+        default=60,
+        title="Requests per minute",
+        description="The app's request budget, over every endpoint (token calls "
+        "included). MapTable allows 60 per app; lower it to leave room for other clients.",
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType(minimum=1, maximum=1000),
+        default=100,
+        title="Page size",
+        description="Workspaces asked for per page.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="Start date",
+        description="Earliest row update time to extract on the first run (RFC 3339). "
+        "Rows with no update time are always extracted.",
+    ),
+    th.Property(
+        "user_agent",
+        th.StringType,
+        title="User agent",
+        description="User-Agent header to send (default: tap-maptable/<version>).",
+    ),
+    th.Property(
+        "table_ids",
+        th.ArrayType(th.StringType(min_length=1)),
+        title="Table ids",
+        description="Only discover and sync these tables (ids of table or bigTable "
+        "nodes). Default: every table the app can see.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.IntegerType(minimum=1),
+        default=60,
+        title="Request timeout",
+        description="Seconds to wait for an answer before a request counts as failed "
+        "and is retried.",
+    ),
+    th.Property(
+        "max_tries",
+        th.IntegerType(minimum=1, maximum=20),
+        default=6,
+        title="Tries per request",
+        description="How often a request that failed transiently (5xx, proxy error page, "
+        "dropped connection, timeout, cut-off JSON) is tried before the run fails. Rate "
+        "limiting (429) is waited out and never counts as a try.",
+    ),
+    th.Property(
+        "rate_limit_store",
+        th.StringType(min_length=1),
+        secret=True,
+        title="Rate limit store",
+        description="Where the app's request budget is kept, so that every process of "
+        "the same app shares it: 'memory' (this process only), 'sqlite:///<path>' (every "
+        "process on this host naming the file), or 'redis://[user:password@]host:port/db' "
+        "('rediss://' for TLS; every host; needs tap-maptable[redis]). Default: a SQLite "
+        "file in the user's cache directory (memory if that cannot be written).",
+    ),
+    th.Property(
+        "cache_tokens",
+        th.BooleanType,
+        default=True,
+        title="Cache tokens",
+        description="Keep the token pair between runs in the user's cache directory "
+        "(owner-only file, never in the Singer state), saving a login per run.",
+    ),
+    th.Property(
+        "allow_insecure_http",
+        th.BooleanType,
+        default=False,
+        title="Allow plain http",
+        description="Allow an http:// api_url on a host other than this machine. Off by "
+        "default: the app secret and tokens would cross the network unencrypted.",
+    ),
+    th.Property(
+        "rate_limit_window_seconds",
+        th.NumberType(exclusive_minimum=0),
+        default=60,
+        title="Rate limit window",
+        description="Length of the rate-limit window in seconds. MapTable's is 60; "
+        "change it only to test against a sandbox with a scaled-down window.",
+    ),
+    th.Property(
+        "max_parallel_requests",
+        th.IntegerType(minimum=1, maximum=32),
+        default=DEFAULT_PARALLEL_REQUESTS,
+        title="Parallel requests",
+        description="How many requests for different tables (and workspace details) may be "
+        "in flight at once. Every one still passes the request budget; this only matters "
+        "when MapTable answers slowly. 1 sends one request at a time.",
+    ),
+).to_dict()
+
+# The tap's own settings, named before anything can add to the schema: the SDK appends its
+# built-in settings (stream maps, flattening, batch) to `config_jsonschema` in place.
+OWN_SETTINGS: frozenset[str] = frozenset(SETTINGS_SCHEMA["properties"])
 SECRET_SETTINGS = frozenset({"app_secret", "rate_limit_store"})
 _JSON_TYPES = {
     "string": "a string",
@@ -58,7 +186,7 @@ def _describe(error: ValidationError) -> str:
         expected = error.validator_value
         kinds = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_JSON_TYPES.get(k, k) for k in kinds if k != "null")
-        return f"{path} must be {wanted}, not {_json_type(error.instance)}"
+        return f"{path} must be {wanted}, not {json_type(error.instance)}"
     if path.split(".")[0] in SECRET_SETTINGS:
         return f"{path} is invalid ({error.validator})"
     if isinstance(error.instance, Decimal):
@@ -68,7 +196,8 @@ def _describe(error: ValidationError) -> str:
     return f"{path}: {error.message}"
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """How a user would name the JSON type of `value` (the SDK reads numbers as Decimal)."""
     if value is None:
         return "null"
     if isinstance(value, Decimal):  # the SDK reads JSON numbers as Decimal
@@ -86,7 +215,7 @@ def _json_type(value: Any) -> str:
 def _semantic_problems(config: dict[str, Any]) -> list[str]:
     problems = []
     start = config.get("start_date")
-    if start is not None and not _is_datetime(start):
+    if start is not None and not is_datetime(start):
         problems.append(f"start_date: {start!r} is not an RFC 3339 date-time")
     url = str(config.get("api_url") or "https://maptable.com")
     parts = urlsplit(url)
@@ -104,7 +233,8 @@ def _semantic_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _is_datetime(value: Any) -> bool:
+def is_datetime(value: Any) -> bool:
+    """Whether `value` reads as an RFC 3339 date-time (a `start_date` or a bookmark)."""
     try:
         datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
@@ -121,22 +251,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parse_json_file(text: str, what: str, path: str | None = None) -> dict[str, Any]:
-    """Parse a config, catalog or state file, or raise one line naming it and the problem."""
-    source = f"{path} is " if path else ""
-    try:
-        value = json.loads(text) if text.strip() else None
-    except ValueError as exc:
-        msg = f"invalid {what}: not valid JSON ({exc})".replace(
-            "invalid config file", "invalid config: file"
-        )
-        raise ConfigurationError(msg) from None
-    if not isinstance(value, dict):
-        msg = f"invalid {what}: {source}expected a JSON object, got {_json_type(value)}"
-        raise ConfigurationError(msg)
-    return value
-
-
 def check_config_files(paths: tuple[str, ...]) -> None:
     """Each `--config` file must exist and hold a JSON object: say which one does not."""
     for path in paths:
@@ -150,72 +264,17 @@ def check_config_files(paths: tuple[str, ...]) -> None:
         parse_json_file(text, "config", path)
 
 
-def check_catalog(catalog: dict[str, Any]) -> None:
-    """Raise one line if the catalog lacks what the tap needs from every entry."""
-    streams = catalog.get("streams")
-    if not isinstance(streams, list):
-        msg = "invalid catalog: no 'streams' list"
-        raise ConfigurationError(msg)
-    for index, entry in enumerate(streams):
-        if not isinstance(entry, dict):
-            msg = f"invalid catalog: streams[{index}] is not an object"
-            raise ConfigurationError(msg)
-        name = entry.get("tap_stream_id")
-        if not isinstance(name, str) or not name:
-            msg = f"invalid catalog: streams[{index}] has no tap_stream_id"
-            raise ConfigurationError(msg)
-        schema = entry.get("schema")
-        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
-            msg = f"invalid catalog: stream {name!r} has no schema properties"
-            raise ConfigurationError(msg)
-        if not isinstance(entry.get("metadata", []), list):
-            msg = f"invalid catalog: stream {name!r} has metadata that is not a list"
-            raise ConfigurationError(msg)
-        if (
-            name.startswith("table_")
-            and name != "table_nodes"
-            and (UPDATED_AT not in schema["properties"] or "_row_id" not in schema["properties"])
-        ):
-            msg = (
-                f"invalid catalog: stream {name!r} lacks '_row_id' or {UPDATED_AT!r}; "
-                "run discovery again"
-            )
-            raise ConfigurationError(msg)
-
-
-def normalise_state(state: dict[str, Any]) -> dict[str, Any]:
-    """Accept a tap state (or a STATE message wrapping one); raise one line for anything else.
-
-    A row stream's bookmark must be on `_updated_at` with a readable time: a bookmark on
-    another key (written by another version or another tap) is refused rather than guessed at,
-    because guessing wrong would silently skip rows.
-    """
-    if state.get("type") == "STATE" and isinstance(state.get("value"), dict):
-        state = state["value"]
-    bookmarks = state.get("bookmarks", {})
-    if not isinstance(bookmarks, dict):
-        msg = "invalid state: 'bookmarks' is not an object"
-        raise ConfigurationError(msg)
-    for stream, bookmark in bookmarks.items():
-        if not isinstance(bookmark, dict):
-            msg = f"invalid state: the bookmark of stream {stream!r} is not an object"
-            raise ConfigurationError(msg)
-        _check_row_bookmark(stream, bookmark)
-    return state
-
-
-def _check_row_bookmark(stream: str, bookmark: dict[str, Any]) -> None:
-    key = bookmark.get("replication_key")
-    value = bookmark.get("replication_key_value")
-    if key is None and value is None:
-        return
-    if key != UPDATED_AT:
-        msg = (
-            f"invalid state: stream {stream!r} is bookmarked on {key!r}, but this version of "
-            f"tap-maptable bookmarks {UPDATED_AT!r}; clear that stream's state (for example "
-            "`meltano state clear`) to re-read it from start_date"
+def parse_json_file(text: str, what: str, path: str | None = None) -> dict[str, Any]:
+    """Parse a config, catalog or state file, or raise one line naming it and the problem."""
+    source = f"{path} is " if path else ""
+    try:
+        value = json.loads(text) if text.strip() else None
+    except ValueError as exc:
+        msg = f"invalid {what}: not valid JSON ({exc})".replace(
+            "invalid config file", "invalid config: file"
         )
+        raise ConfigurationError(msg) from None
+    if not isinstance(value, dict):
+        msg = f"invalid {what}: {source}expected a JSON object, got {json_type(value)}"
         raise ConfigurationError(msg)
-    if value is not None and not _is_datetime(value):
-        msg = f"invalid state: stream {stream!r} has an unreadable bookmark {value!r:.60}"
-        raise ConfigurationError(msg)
+    return value

@@ -1,7 +1,8 @@
 """The app's structure: workspaces, projects and table nodes.
 
-One workspace detail per workspace serves both projects and table nodes, read through the tap's
-`Directory`, so that discovery and sync in the same process never ask MapTable twice.
+The workspace list and one workspace detail per workspace serve all three streams. They are read
+through the tap's `Directory` (the same answers discovery needs), so that discovery and sync in
+the same process never ask MapTable twice.
 The rows of each table are their own streams, in `table_rows.py`.
 """
 
@@ -13,7 +14,6 @@ from singer_sdk import typing as th
 
 from tap_maptable import api
 from tap_maptable.client import MapTableStream
-from tap_maptable.pagination import PageNumberPaginator
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -25,7 +25,7 @@ _ID = th.StringType
 
 
 class WorkspacesStream(MapTableStream):
-    """Every workspace the app can see (`GET /workspaces/`, paged by `page`/`pageSize`)."""
+    """Every workspace the app can see (`GET /workspaces/`, read page by page by the Directory)."""
 
     name = "workspaces"
     path = api.WORKSPACES_PATH
@@ -39,33 +39,9 @@ class WorkspacesStream(MapTableStream):
         th.Property("plan", th.StringType),
     ).to_dict()
 
-    _seen: set[tuple[str, str]]
-
-    def get_new_paginator(self) -> PageNumberPaginator:
-        """Numbered pages of `page_size` workspaces."""
-        self._seen = set()
-        return PageNumberPaginator(self._tap.page_size)
-
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:  # noqa: ARG002
-        """`page` and `pageSize`."""
-        return {api.PAGE_PARAM: next_page_token or 1, api.PAGE_SIZE_PARAM: self._tap.page_size}
-
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
         """The workspace list, read once per run (discovery may already have read it)."""
         yield from self._tap.directory.workspaces()
-
-    def fetch_all(self) -> list[dict[str, Any]]:
-        """Read every page from the API (used by the Directory)."""
-        return list(self.request_records(None))
-
-    def records_from_detail(self, detail: Any) -> Iterable[dict[str, Any]]:
-        """Workspaces not seen on an earlier page (a server that ignores paging repeats them)."""
-        for item in super().records_from_detail(detail):
-            record = {**item, "id": str(item.get("id")), "type": str(item.get("type"))}
-            key = (record["type"], record["id"])
-            if key not in self._seen:
-                self._seen.add(key)
-                yield record
 
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:  # noqa: ARG002
         """Projects are read per workspace."""
@@ -115,11 +91,6 @@ class ProjectsStream(MapTableStream):
                     "workspaceId": context["workspaceId"],
                     "workspaceType": context["workspaceType"],
                 }
-
-    def fetch_detail(self, context: Context) -> dict[str, Any]:
-        """One workspace detail from the API (used by the Directory)."""
-        detail = self.request_one(context)
-        return detail if isinstance(detail, dict) else {}
 
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:  # noqa: ARG002
         """Table nodes come with the project, in the same (kept) workspace detail."""

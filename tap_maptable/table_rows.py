@@ -1,32 +1,37 @@
 """One stream per MapTable table: its rows, read segment by segment, incremental on `_updated_at`.
 
 A first segment that discovery read in this process is taken from the tap's `Directory` rather
-than asked for again.
+than asked for again. Later segments are paged by the SDK (`SegmentPaginator`).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_maptable import api
+from tap_maptable.classify import Outcome, classify
 from tap_maptable.client import MapTableStream
 from tap_maptable.columns import (
+    INVALID_VALUES,
     UPDATED_AT,
     Column,
-    name_columns,
+    ColumnPlan,
     parse_timestamp,
+    plan_columns,
     row_record,
 )
+from tap_maptable.discovery import segment_path
 from tap_maptable.errors import MapTableAPIError
 from tap_maptable.pagination import SegmentPaginator, last_row_id
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     import requests
     from singer_sdk.helpers.types import Context
@@ -87,6 +92,7 @@ class TableRowsStream(MapTableStream):
         self._starting: datetime | None = None
         self._undated = 0
         self._pending_version: int | None = None
+        self._drift_reported = False
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
 
     @property
@@ -107,8 +113,9 @@ class TableRowsStream(MapTableStream):
     def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
         """The SDK's cap on the bookmark (the run's start), moved back by a clock-skew margin.
 
-        When discovery in this process already read the table's first segment, the cap is that
-        read's time instead: those rows may be minutes older than the stream's start.
+        When discovery in this process already read the table's first segment, or a background
+        fetch began reading the table before its stream started, the cap is that read's time
+        instead: those rows may be minutes older than the stream's start.
         """
         signpost = super().get_replication_key_signpost(context)
         if not isinstance(signpost, datetime):
@@ -116,11 +123,14 @@ class TableRowsStream(MapTableStream):
         read_at = self._tap.directory.first_segment_read_at(self.table.table_id)
         if read_at is not None:
             signpost = min(signpost, read_at)
+        fetched_at = self._tap.prefetcher.started_at(self.name)
+        if fetched_at is not None:
+            signpost = min(signpost, datetime.fromtimestamp(fetched_at, tz=timezone.utc))
         return signpost - SIGNPOST_MARGIN
 
     def get_url(self, context: Context | None) -> str:  # noqa: ARG002
         """The table's segment endpoint."""
-        return self.url_base + self.path.format(tableId=self.table.table_id)
+        return self.url_base + segment_path(self.table.table_id)
 
     def get_new_paginator(self) -> SegmentPaginator:
         """Segments after `_resume_after` (the last row of a segment read during discovery)."""
@@ -133,11 +143,18 @@ class TableRowsStream(MapTableStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every row; then, for FULL_TABLE, the held ACTIVATE_VERSION (only after a whole read)."""
+        self._tap.warn_tables_not_in_catalog()
+        self._tap.start_prefetch()
         self._starting = self.get_starting_timestamp(context)
         self._undated = 0
         version, self._pending_version = self._pending_version, None
+        segments = self._tap.prefetcher.segments(self.name, partial(self.fetch_segments, context))
         try:
-            yield from self._read_segments(context)
+            for segment in segments:
+                for row in segment:
+                    record = self.post_process(row, context)
+                    if record is not None:
+                        yield record
         except TableGoneError as exc:
             self.logger.warning("Skipping %s: %s", self.name, exc)
             return
@@ -150,17 +167,26 @@ class TableRowsStream(MapTableStream):
                 self._undated,
             )
 
-    def _read_segments(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Every row, starting with a first segment discovery already read, if any."""
+    def fetch_segments(self, context: Context | None) -> Iterator[list[dict[str, Any]]]:
+        """Every segment, as records, starting with a first segment discovery already read.
+
+        Runs in the main thread or in a background fetch (`prefetch.py`); it only requests and
+        parses, and never writes a message. Later segments are paged by the SDK.
+        """
         first = self._tap.directory.take_first_segment(self.table.table_id)
         self._resume_after = None
         if first is not None:
             self._paginator = SegmentPaginator(self.table.table_id)
-            yield from self.records_from_detail(first)
+            yield self.segment_records(first)
             if not first.get("more"):
                 return
             self._resume_after = last_row_id(first)
-        yield from super().get_records(context)
+        # `parse_response` yields one list per segment, so the SDK's pages are segments here.
+        yield from cast("Iterable[list[dict[str, Any]]]", self.request_records(context))
+
+    def parse_response(self, response: requests.Response) -> Iterable[Any]:
+        """One item per segment: its records (the SDK pages on; `get_records` flattens)."""
+        yield self.segment_records(self.envelope(response).detail)
 
     def validate_response(self, response: requests.Response) -> None:
         """A table deleted since discovery is a warning for this stream, not a failed run.
@@ -169,23 +195,24 @@ class TableRowsStream(MapTableStream):
         table there would move the bookmark past the rows never read.
         """
         first = LAST_SEGMENT_ROW_PARAM_QUERY not in (response.request.path_url or "")
-        if response.status_code == HTTPStatus.NOT_FOUND and first:
+        verdict = classify(response)
+        if first and verdict.outcome is Outcome.FATAL and verdict.status == HTTPStatus.NOT_FOUND:
             msg = f"table {self.table.table_id} ({self.table.name!r}) no longer exists (HTTP 404)"
             raise TableGoneError(msg, status=HTTPStatus.NOT_FOUND)
         super().validate_response(response)
 
-    def records_from_detail(self, detail: Any) -> Iterable[dict[str, Any]]:
-        """Rows of one segment; the first segment also brings the columns."""
+    def segment_records(self, detail: Any) -> list[dict[str, Any]]:
+        """The records of one segment; the first segment also brings the columns."""
         if not isinstance(detail, dict):
-            return
+            return []
         if self._paginator is not None:
             self._paginator.check(detail)
         if isinstance(detail.get("columns"), list):
-            self._set_columns(name_columns(detail["columns"]))
+            self._map_columns(detail["columns"])
         columns = self._columns or []
-        for row in detail.get("rows") or []:
-            if isinstance(row, dict):
-                yield row_record(row, columns)
+        return [
+            row_record(row, columns) for row in detail.get("rows") or [] if isinstance(row, dict)
+        ]
 
     def post_process(
         self,
@@ -204,23 +231,62 @@ class TableRowsStream(MapTableStream):
             return row
         return row if parse_timestamp(updated) >= self._starting else None
 
-    def first_segment(self) -> dict[str, Any]:
-        """The table's first segment from the API (used by the Directory during discovery)."""
-        detail = self.request_one(None)
-        return detail if isinstance(detail, dict) else {}
+    def _map_columns(self, live: list[Any]) -> None:
+        """Map the table's live columns onto the schema's properties, by column id.
 
-    def _set_columns(self, columns: list[Column]) -> None:
-        """Use the table's columns, limited to the properties the catalog's schema has."""
-        known = set(self.schema.get("properties", {}))
-        if not known:  # a discovery probe: no schema yet
-            self._columns = columns
-            return
-        new = [column.prop_name for column in columns if column.prop_name not in known]
-        if new and self._columns is None:
+        The schema is the catalog's (or this run's discovery): a property keeps the column it
+        was made from, whatever has been renamed, reordered or retyped since. What changed is
+        said once per run, so the user knows what the warehouse holds and how to pick up more.
+        """
+        plan = plan_columns(
+            self.schema.get("properties", {}), [c for c in live if isinstance(c, dict)]
+        )
+        self._columns = plan.columns
+        if plan.drifted and not self._drift_reported:
+            self._drift_reported = True
+            self._report_drift(plan)
+
+    def _report_drift(self, plan: ColumnPlan) -> None:
+        where = f"{self.name} ({self.table.name or 'table ' + self.table.table_id})"
+        for renamed in plan.renamed:
             self.logger.warning(
-                "%s: columns %s are not in the catalog (added or renamed since discovery); "
-                "run discovery again to extract them.",
-                self.name,
-                ", ".join(repr(name) for name in new),
+                "%s: column %r was renamed to %r in MapTable; its values still load into "
+                "property %r.",
+                where,
+                renamed.old_name,
+                renamed.new_name,
+                renamed.prop_name,
             )
-        self._columns = [column for column in columns if column.prop_name in known]
+        for retyped in plan.retyped:
+            self.logger.warning(
+                "%s: the column of property %r changed type (%s -> %s) in MapTable; values that "
+                "do not fit the property's type are null there and kept in %s. Run discovery "
+                "again to load the new type.",
+                where,
+                retyped.prop_name,
+                retyped.old_type or "?",
+                retyped.new_type,
+                INVALID_VALUES,
+            )
+        for prop in plan.missing:
+            self.logger.warning(
+                "%s: property %r has no column in MapTable any more (deleted?); it is null in "
+                "every row of this run.",
+                where,
+                prop,
+            )
+        if plan.new:
+            self.logger.warning(
+                "%s: new column(s) %s are not in the catalog and are not extracted; to pick "
+                "them up, run discovery again (under Meltano: `meltano run --refresh-catalog` "
+                "or `meltano select --list --all` after clearing the cached catalog).",
+                where,
+                ", ".join(repr(column.prop_name) for column in plan.new),
+            )
+        if plan.reassigned:
+            self.logger.info(
+                "%s: a fresh discovery would name the properties %s after other columns; the "
+                "catalog's mapping (by column id) is kept for this run.",
+                where,
+                ", ".join(repr(prop) for prop in plan.reassigned),
+            )

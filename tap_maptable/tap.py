@@ -1,36 +1,38 @@
-"""The MapTable tap: settings, the run's shared HTTP machinery, and stream discovery."""
+"""The MapTable tap: its command line's inputs, the run's shared objects, and its streams."""
 
 from __future__ import annotations
 
-import atexit
 import copy
 import io
 import json
-from functools import cached_property
-from importlib import metadata
-from pathlib import Path
+from functools import cached_property, partial
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from singer_sdk import Tap
-from singer_sdk import typing as th
 
-from tap_maptable.auth import MapTableAuthenticator, TokenCache
-from tap_maptable.budget_store import budget_key, open_store
+from tap_maptable import stopping
 from tap_maptable.columns import name_columns, row_schema
-from tap_maptable.discovery import STREAM_PREFIX, Directory, TableRef, table_id_for
+from tap_maptable.connection import MapTableConnection
+from tap_maptable.discovery import (
+    STREAM_PREFIX,
+    Directory,
+    TableRef,
+    select_tables,
+    table_id_for,
+)
 from tap_maptable.errors import MapTableAPIError
+from tap_maptable.inputs import check_catalog, normalise_state
 from tap_maptable.output import SingerOutput
+from tap_maptable.prefetch import Prefetcher
 from tap_maptable.settings import (
-    check_catalog,
+    DEFAULT_PARALLEL_REQUESTS,
+    SETTINGS_SCHEMA,
     check_config,
     check_config_files,
-    normalise_state,
     parse_json_file,
 )
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
-from tap_maptable.throttle import BudgetSpec, RequestBudget, throttled_session
 
 # Streams whose names are not `table_<tableId>`, although one of them starts the same way.
 FIXED_STREAMS = frozenset(
@@ -41,15 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import click
-    import requests
     from singer_sdk.streams import Stream
-
-
-def _version() -> str:
-    try:
-        return metadata.version("tap-maptable")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
 
 
 class TapMapTable(Tap):
@@ -58,118 +52,7 @@ class TapMapTable(Tap):
     name = "tap-maptable"
     message_writer_class = SingerOutput
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "app_id",
-            th.StringType(min_length=1),
-            required=True,
-            title="App ID",
-            description="The MapTable app's id (from the app's profile page).",
-        ),
-        th.Property(
-            "app_secret",
-            th.StringType(min_length=1),
-            required=True,
-            secret=True,
-            title="App secret",
-            description="The MapTable app's secret. Never logged or printed.",
-        ),
-        th.Property(
-            "api_url",
-            th.URIType,
-            default="https://maptable.com",
-            title="API URL",
-            description="Base URL of the MapTable API (another host for self-hosted or "
-            "regional MapTable, or the sandbox).",
-        ),
-        th.Property(
-            "requests_per_minute",
-            th.IntegerType(minimum=1),
-            default=60,
-            title="Requests per minute",
-            description="The app's request budget, over every endpoint (token calls "
-            "included). MapTable allows 60 per app; lower it to leave room for other clients.",
-        ),
-        th.Property(
-            "page_size",
-            th.IntegerType(minimum=1, maximum=1000),
-            default=100,
-            title="Page size",
-            description="Workspaces asked for per page.",
-        ),
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            title="Start date",
-            description="Earliest row update time to extract on the first run (RFC 3339). "
-            "Rows with no update time are always extracted.",
-        ),
-        th.Property(
-            "user_agent",
-            th.StringType,
-            title="User agent",
-            description="User-Agent header to send (default: tap-maptable/<version>).",
-        ),
-        th.Property(
-            "table_ids",
-            th.ArrayType(th.StringType(min_length=1)),
-            title="Table ids",
-            description="Only discover and sync these tables (ids of table or bigTable "
-            "nodes). Default: every table the app can see.",
-        ),
-        th.Property(
-            "request_timeout",
-            th.IntegerType(minimum=1),
-            default=60,
-            title="Request timeout",
-            description="Seconds to wait for an answer before a request counts as failed "
-            "and is retried.",
-        ),
-        th.Property(
-            "max_tries",
-            th.IntegerType(minimum=1, maximum=20),
-            default=6,
-            title="Tries per request",
-            description="How often a request that failed transiently (5xx, proxy error page, "
-            "dropped connection, timeout, cut-off JSON) is tried before the run fails. Rate "
-            "limiting (429) is waited out and never counts as a try.",
-        ),
-        th.Property(
-            "rate_limit_store",
-            th.StringType(min_length=1),
-            secret=True,
-            title="Rate limit store",
-            description="Where the app's request budget is kept, so that every process of "
-            "the same app shares it: 'memory' (this process only), 'sqlite:///<path>' (every "
-            "process on this host naming the file), or 'redis://[user:password@]host:port/db' "
-            "('rediss://' for TLS; every host; needs tap-maptable[redis]). Default: a SQLite "
-            "file in the user's cache directory (memory if that cannot be written).",
-        ),
-        th.Property(
-            "cache_tokens",
-            th.BooleanType,
-            default=True,
-            title="Cache tokens",
-            description="Keep the token pair between runs in the user's cache directory "
-            "(owner-only file, never in the Singer state), saving a login per run.",
-        ),
-        th.Property(
-            "allow_insecure_http",
-            th.BooleanType,
-            default=False,
-            title="Allow plain http",
-            description="Allow an http:// api_url on a host other than this machine. Off by "
-            "default: the app secret and tokens would cross the network unencrypted.",
-        ),
-        th.Property(
-            "rate_limit_window_seconds",
-            th.NumberType(exclusive_minimum=0),
-            default=60,
-            title="Rate limit window",
-            description="Length of the rate-limit window in seconds. MapTable's is 60; "
-            "change it only to test against a sandbox with a scaled-down window.",
-        ),
-    ).to_dict()
+    config_jsonschema = SETTINGS_SCHEMA
 
     # -- what the user hands us, checked before any request ----------------------------------
 
@@ -205,12 +88,14 @@ class TapMapTable(Tap):
         catalog: IO[str] | None = None,
     ) -> None:
         """Read the catalog and state files with clear errors, then run as the SDK does."""
-        if catalog is not None:
-            parsed = parse_json_file(catalog.read(), "catalog")
+        catalog_text = _read_and_close(catalog) if catalog is not None else None
+        state_text = _read_and_close(state) if state is not None else None
+        if catalog_text is not None:
+            parsed = parse_json_file(catalog_text, "catalog")
             check_catalog(parsed)
             catalog = io.StringIO(json.dumps(parsed))
-        if state is not None:
-            state = io.StringIO(json.dumps(parse_json_file(state.read(), "state")))
+        if state_text is not None:
+            state = io.StringIO(json.dumps(parse_json_file(state_text, "state")))
         super().invoke(
             about=about, about_format=about_format, config=config, state=state, catalog=catalog
         )
@@ -228,82 +113,56 @@ class TapMapTable(Tap):
         check_config(dict(self._config), schema)
         return super()._validate_config(raise_errors=raise_errors)
 
-    # -- the run's shared machinery: one budget, one session, one authenticator ---------------
+    _catalog_coverage_checked = False
+    _prefetch_started = False
+
+    def _setup_signal_handlers(self) -> None:
+        """Stop on SIGTERM/Ctrl-C with a non-zero exit and no half-written message.
+
+        Overrides a private SDK method (no public hook exists): the SDK's handler writes a STATE
+        from inside the signal handler, possibly between two halves of a message, and exits 0,
+        which tells Meltano a cancelled run succeeded.
+        """
+        stopping.install()
+
+    # -- the run's shared objects: one connection, one directory ----------------------------
 
     @cached_property
-    def budget(self) -> RequestBudget:
-        """The app's request budget: every HTTP request of the run passes it."""
-        spec = BudgetSpec(
-            limit=int(self.config.get("requests_per_minute", 60)),
-            window_s=float(self.config.get("rate_limit_window_seconds", 60)),
-            key=budget_key(self.app_key),
-        )
-        store = open_store(self.config.get("rate_limit_store"), spec.rate, self.app_key)
-        self.logger.info(
-            "Request budget: %d per %g s, kept in %s.", spec.limit, spec.window_s, store.description
-        )
-        budget = RequestBudget(spec, store)
-        # Leave the shared registry at exit (the SDK's sync_all is final); a killed process's
-        # entry simply expires.
-        atexit.register(budget.close)
-        return budget
-
-    @cached_property
-    def http_session(self) -> requests.Session:
-        """The session every stream sends its requests through."""
-        return throttled_session(self.budget, before_send=self.authenticator.refresh_header)
-
-    @cached_property
-    def authenticator(self) -> MapTableAuthenticator:
-        """The one authenticator of the run, shared by every stream (one login per run)."""
-        return MapTableAuthenticator(
-            api_url=self.api_url,
-            app_id=str(self.config["app_id"]),
-            app_secret=str(self.config["app_secret"]),
-            session=throttled_session(self.budget),
-            timeout=float(self.config.get("request_timeout", 60)),
-            cache=self._token_cache(),
-            tries=int(self.config.get("max_tries", 6)),
-        )
-
-    def _token_cache(self) -> TokenCache | None:
-        if not self.config.get("cache_tokens", True):
-            return None
-        from platformdirs import user_cache_dir  # noqa: PLC0415
-
-        return TokenCache(
-            Path(user_cache_dir("tap-maptable")) / "tokens",
-            self.api_url,
-            str(self.config["app_id"]),
-            str(self.config["app_secret"]),
-        )
+    def connection(self) -> MapTableConnection:
+        """The run's one connection to MapTable: every request goes through it."""
+        return MapTableConnection(self.config)
 
     @cached_property
     def directory(self) -> Directory:
         """What the run has learned about workspaces and tables."""
-        return Directory(self)
+        return Directory(
+            self.connection,
+            page_size=int(self.config.get("page_size", 100)),
+            table_ids=self.config.get("table_ids"),
+            workers=self.parallel_requests,
+        )
+
+    @cached_property
+    def prefetcher(self) -> Prefetcher:
+        """Background fetches of the tables the run will emit after the current one."""
+        return Prefetcher(self.parallel_requests)
 
     @property
-    def api_url(self) -> str:
-        """The API root without a trailing slash."""
-        return str(self.config.get("api_url") or "https://maptable.com").rstrip("/")
+    def parallel_requests(self) -> int:
+        """`max_parallel_requests`: requests for different tables in flight at once."""
+        return int(self.config.get("max_parallel_requests", DEFAULT_PARALLEL_REQUESTS))
 
-    @property
-    def app_key(self) -> str:
-        """Who the budget belongs to: the API's scheme, host and port, and the app id."""
-        parts = urlsplit(self.api_url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return f"{parts.scheme}://{parts.hostname}:{port}/{self.config['app_id']}"
-
-    @property
-    def page_size(self) -> int:
-        """Workspaces per page."""
-        return int(self.config.get("page_size", 100))
-
-    @property
-    def user_agent(self) -> str:
-        """The User-Agent of every request."""
-        return str(self.config.get("user_agent") or f"tap-maptable/{_version()}")
+    def start_prefetch(self) -> None:
+        """Start fetching every selected table in the background, in the order of the sync."""
+        if self._prefetch_started:
+            return
+        self._prefetch_started = True
+        tables = [
+            stream
+            for stream in self.streams.values()
+            if isinstance(stream, TableRowsStream) and stream.selected
+        ]
+        self.prefetcher.plan([(t.name, partial(t.fetch_segments, None)) for t in tables])
 
     # -- discovery -----------------------------------------------------------------------------
 
@@ -327,7 +186,9 @@ class TapMapTable(Tap):
 
     def _discover_table_streams(self) -> list[TableRowsStream]:
         streams = []
-        for table in self.directory.tables():
+        tables = self.directory.tables()
+        self.directory.first_segments(tables)
+        for table in tables:
             try:
                 first = self.directory.first_segment(table)
             except MapTableAPIError as exc:
@@ -342,6 +203,36 @@ class TapMapTable(Tap):
             schema["description"] = table.description
             streams.append(TableRowsStream(self, table, schema=schema, columns=columns))
         return streams
+
+    def warn_tables_not_in_catalog(self) -> None:
+        """Name, once per run, every table the app has that the input catalog lacks.
+
+        A catalog is a snapshot: a table created since it was written is not extracted, and a
+        data engineer must hear of it rather than find it missing in the warehouse months later.
+        The first table stream to sync asks. It costs no request: the workspace details were
+        read by then when the projects or table_nodes stream is selected (as by default); a run
+        that selects only some tables reads no detail, and says so once at INFO.
+        """
+        if self.input_catalog is None or self._catalog_coverage_checked:
+            return
+        self._catalog_coverage_checked = True
+        named = {
+            table_id_for(name) for name in self.input_catalog if name.startswith(STREAM_PREFIX)
+        }
+        tables = self.directory.tables_if_read()
+        if tables is None:
+            self.logger.info(
+                "Tables added to MapTable since the catalog was written are not looked for: "
+                "select the projects or table_nodes stream to be warned of them."
+            )
+            return
+        for table in (t for t in tables if t.table_id not in named):
+            self.logger.warning(
+                "%s is not in the catalog, so its rows were not extracted; run discovery again "
+                "to add it (under Meltano: `meltano run --refresh-catalog ...`). %s",
+                table.stream_name,
+                table.description,
+            )
 
     def _table_streams_from_catalog(self) -> list[TableRowsStream]:
         assert self.input_catalog is not None  # noqa: S101 - checked by the caller
@@ -358,7 +249,10 @@ class TapMapTable(Tap):
             )
             tables.append((table, schema))
         wanted = {
-            t.table_id for t in self.limit_to_table_ids([t for t, _ in tables], "in the catalog")
+            t.table_id
+            for t in select_tables(
+                [t for t, _ in tables], self.config.get("table_ids"), "in the catalog"
+            )
         }
         return [
             TableRowsStream(self, table, schema=schema)
@@ -366,20 +260,11 @@ class TapMapTable(Tap):
             if table.table_id in wanted
         ]
 
-    def limit_to_table_ids(self, tables: list[TableRef], what: str) -> list[TableRef]:
-        """Keep the tables named by `table_ids` (all when unset); warn about unknown ids."""
-        wanted = self.config.get("table_ids")
-        if not wanted:
-            return tables
-        known = {table.table_id for table in tables}
-        for missing in sorted(set(wanted) - known):
-            self.logger.warning(
-                "table_ids names table %s, which is not %s; skipping it (the other tables "
-                "are extracted as usual).",
-                missing,
-                what,
-            )
-        return [table for table in tables if table.table_id in set(wanted)]
+
+def _read_and_close(file: IO[str]) -> str:
+    """Read a `--catalog` or `--state` file and close it on every path, errors included."""
+    with file:
+        return file.read()
 
 
 if __name__ == "__main__":

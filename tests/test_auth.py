@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from maptable_sandbox import FaultPlan
-from tap_maptable.auth import as_bearer, token_expiry
+from tap_maptable.tokens import as_bearer, token_expiry
 from tests.helpers import kinds, run_cli, sync, tap_config
 
 
@@ -27,9 +27,18 @@ def test_tokens_are_sent_as_returned_and_prefixed_only_when_bare() -> None:
 
 
 def test_expiry_comes_from_exp_claim_else_eight_hours() -> None:
-    assert token_expiry(_jwt({"exp": 1_700_000_123}), issued_at=0) == 1_700_000_123
-    assert token_expiry(_jwt({"iat": 5}), issued_at=100) == 100 + 8 * 3600
-    assert token_expiry("Bearer not-a-jwt", issued_at=100) == 100 + 8 * 3600
+    assert token_expiry(_jwt({"exp": 1_700_000_123}), received_at=0) == 1_700_000_123
+    assert token_expiry(_jwt({"iat": 5}), received_at=100) == 100 + 8 * 3600
+    assert token_expiry("Bearer not-a-jwt", received_at=100) == 100 + 8 * 3600
+
+
+def test_expiry_counts_the_token_lifetime_from_local_receipt_whatever_the_server_clock() -> None:
+    # Server clock 3 h ahead: iat/exp are 3 h in our future, the lifetime is still one hour.
+    local_now = 1_700_000_000
+    ahead = _jwt({"iat": local_now + 3 * 3600, "exp": local_now + 4 * 3600})
+    assert token_expiry(ahead, received_at=local_now) == local_now + 3600
+    behind = _jwt({"iat": local_now - 5 * 3600, "exp": local_now - 4 * 3600})
+    assert token_expiry(behind, received_at=local_now) == local_now + 3600
 
 
 def test_one_login_per_run_whatever_the_number_of_streams(sandbox) -> None:
@@ -63,7 +72,11 @@ def test_token_without_exp_is_renewed_after_a_401_and_the_request_retried_once(
     sandbox = make_sandbox(
         token_ttl=1.0, include_exp=False, rate_limit=10, rate_window=1.0, segment_size=10
     )
-    run = sync(tap_config(sandbox, requests_per_minute=10, rate_limit_window_seconds=1.0))
+    # One request at a time: with several in flight, one 401 renewal serves them all.
+    config = tap_config(
+        sandbox, requests_per_minute=10, rate_limit_window_seconds=1.0, max_parallel_requests=1
+    )
+    run = sync(config)
     unauthorized = [e for e in sandbox.requests if e.status == 401]
     counts = kinds(sandbox)
     assert unauthorized, "the run was expected to outlive its first token"

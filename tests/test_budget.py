@@ -7,7 +7,8 @@ import logging
 import requests
 
 from maptable_sandbox import FaultPlan
-from tap_maptable.throttle import BudgetSpec, RequestBudget, retry_after_seconds
+from tap_maptable.budget import BudgetSpec, RequestBudget
+from tap_maptable.classify import retry_after_seconds
 from tests.helpers import APP_ID, APP_SECRET, kinds, max_in_window, sync, tap_config
 
 LIMIT, WINDOW = 10, 2.0
@@ -30,7 +31,7 @@ def test_strict_limiter_sees_no_429_and_no_window_over_the_limit(make_sandbox) -
     assert max_in_window([e.t for e in log], WINDOW) <= LIMIT
     assert kinds(sandbox)["auth"] == 1  # counted by the sandbox's limiter like any request
     assert run.tap is not None
-    assert run.tap.budget.acquired == len(log)
+    assert run.tap.connection.budget.acquired == len(log)
 
 
 def test_a_small_run_uses_the_budget_without_waiting(make_sandbox) -> None:
@@ -38,7 +39,7 @@ def test_a_small_run_uses_the_budget_without_waiting(make_sandbox) -> None:
     run = sync(_paced(sandbox))
     assert len(sandbox.requests) < LIMIT
     assert run.tap is not None
-    assert run.tap.budget.waits == 0
+    assert run.tap.connection.budget.waits == 0
 
 
 def test_retry_after_is_honoured_and_not_counted_as_a_failure(sandbox, caplog) -> None:

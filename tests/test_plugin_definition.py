@@ -38,7 +38,7 @@ import yaml
 from packaging.version import Version
 
 import tap_maptable
-from tap_maptable.tap import TapMapTable
+from tap_maptable.settings import OWN_SETTINGS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +47,7 @@ else:  # pragma: no cover - the tests run on 3.11+; tomli is there on 3.10 if th
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_FILE = REPO / "meltano-hub" / "extractors" / "tap-maptable" / "maptable.yml"
+MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
 DEFINITIONS = ("meltano.yml", "hub")
 
 # Settings the Singer SDK adds to every tap's schema (they are not in TapMapTable's own).
@@ -244,7 +245,7 @@ def test_setting_names_agree_with_the_tap(source: str) -> None:
 
 def test_the_sdk_settings_are_the_ones_listed_here() -> None:
     """Every setting is the tap's own (TapMapTable.config_jsonschema) or in SDK_SETTINGS."""
-    own = set(TapMapTable.config_jsonschema["properties"])
+    own = set(OWN_SETTINGS)  # not config_jsonschema: the SDK adds its settings to it in place
     added_by_sdk = set(about_settings()) - own
     assert added_by_sdk == SDK_SETTINGS, (
         "the SDK's settings changed (a new singer-sdk?): list "
@@ -354,6 +355,37 @@ def test_hub_definition_has_the_hubs_format() -> None:
     assert hub["name"] == HUB_FILE.parent.name, "...and its directory after the plugin"
     for key in ("description", "label", "repo", "pip_url", "domain_url"):
         assert str(hub.get(key, "")).strip(), f"the Hub definition needs a {key}"
+
+
+def test_meltano_adds_the_hub_definition(tmp_path: Path) -> None:
+    """`meltano add --from-ref` takes the Hub file as the Hub would serve it."""
+    if not MELTANO.exists():
+        pytest.fail(f"{MELTANO} is missing: run `make meltano` first")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_MAPTABLE", "MELTANO_"))}
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+
+    def meltano(*args: str, cwd: Path) -> str:
+        result = subprocess.run(
+            [str(MELTANO), *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"meltano {' '.join(args)}:\n{result.stderr[-2000:]}"
+        return result.stdout
+
+    meltano("init", "project", "--no_usage_stats", cwd=tmp_path)
+    project = tmp_path / "project"
+    add = ("add", "extractor", "tap-maptable", f"--from-ref={HUB_FILE}", "--no-install")
+    meltano(*add, cwd=project)
+    env.update(TAP_MAPTABLE_APP_ID="app-1", TAP_MAPTABLE_APP_SECRET="secret-1")
+    config = json.loads(meltano("config", "print", "tap-maptable", "--format=json", cwd=project))
+    assert config.pop("app_secret") != "secret-1", "Meltano must redact the sensitive secret"
+    defaults = {name: p["default"] for name, p in about_settings().items() if "default" in p}
+    assert config == {"app_id": "app-1", **defaults}
 
 
 # -- version --------------------------------------------------------------------------------

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_maptable.budget_store import budget_key, describe_store, open_store
-from tap_maptable.throttle import BudgetSpec, RequestBudget
+from tap_maptable.budget import BudgetSpec, RequestBudget, budget_key, describe_store, open_store
 from tests.helpers import VENV_BIN, assert_no_secrets, max_in_window, tap_config
 
 LIMIT, WINDOW = 10, 2.0

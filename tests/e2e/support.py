@@ -221,11 +221,8 @@ def truth_entities(sandbox: Any) -> dict[str, set[str]]:
 
 
 def column_ids(sandbox: Any, table_id: str) -> dict[str, str]:
-    """Column name -> id of one table (the first column of each name)."""
-    out: dict[str, str] = {}
-    for column in sandbox.data.columns(table_id):
-        out.setdefault(column["name"], column["id"])
-    return out
+    """Property name -> column id of one table, by the tap's naming rule."""
+    return {column.prop_name: column.id for column in name_columns(sandbox.data.columns(table_id))}
 
 
 def sent_again(rows: dict[str, dict[str, Any]], bookmark: str | None) -> set[str]:

@@ -48,11 +48,11 @@ def _fast_backoff(_stream: Any) -> Any:
 
 def install_fast_waits(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
     """Cap the tap's sleeps (backoff, token-call retries, 429 pauses); tries stay the same."""
-    from tap_maptable import auth, client, throttle  # noqa: PLC0415 - only when installed
+    from tap_maptable import retry  # noqa: PLC0415 - only when installed
+    from tap_maptable.budget import limiter  # noqa: PLC0415
 
-    setattr_(client.MapTableStream, "backoff_wait_generator", _fast_backoff)
-    setattr_(auth, "time", _FastTime())
-    setattr_(throttle, "time", _FastTime())
+    setattr_(retry.RetryPolicy, "wait_generator", _fast_backoff)
+    setattr_(limiter, "time", _FastTime())
 
 
 def fast_env() -> dict[str, str]:

@@ -19,8 +19,7 @@ from collections import Counter
 import pytest
 
 from maptable_sandbox import FaultPlan
-from tap_maptable.auth import TOKEN_REQUEST_TRIES
-from tap_maptable.throttle import MAX_RATE_LIMIT_WAITS
+from tap_maptable.retry import MAX_RATE_LIMIT_WAITS
 from tests.hardening.support import (
     assert_exactly_once,
     assert_no_tokens,
@@ -48,8 +47,8 @@ EXPECTED_LINE = {
     "500": "GET /open/api/v1/workspaces/, HTTP 500, code 50000",
     "503": "GET /open/api/v1/workspaces/, HTTP 503, code 50300",
     "html502": "HTML page",
-    "drop": "network error talking to MapTable",
-    "timeout": "network error talking to MapTable",
+    "drop": "cannot reach 127.0.0.1: the connection was dropped",
+    "timeout": "cannot reach 127.0.0.1: no answer in time",
     "truncate": "not valid JSON",
     "code": "GET /open/api/v1/workspaces/, HTTP 200, code 50001",
     "429": "still rate limited",
@@ -129,9 +128,11 @@ def test_a_persistent_fault_fails_in_one_clear_line_after_bounded_tries(sandbox,
 def test_a_persistent_fault_mid_sync_fails_clearly_and_keeps_what_was_sent(make_sandbox) -> None:
     max_tries = 3
     sandbox = make_sandbox(segment_size=10)
-    # Request 30 and every retry of it fail, whatever request it is (a segment, by then).
+    # Request 30 and every retry of it fail, whatever request it is (a segment, by then): one
+    # request at a time, so that requests 30 to 32 are one request and its retries.
     sandbox.set_faults(FaultPlan(schedule=dict.fromkeys(range(30, 30 + max_tries), "503")))
-    run = run_cli([], tap_config(sandbox, max_tries=max_tries), env=fast_env(), timeout=60)
+    config = tap_config(sandbox, max_tries=max_tries, max_parallel_requests=1)
+    run = run_cli([], config, env=fast_env(), timeout=60)
     last = assert_one_clear_line(run)
     assert "HTTP 503" in last
     assert len(sandbox.requests) == 29 + max_tries
@@ -158,7 +159,8 @@ def _check_bounded(sandbox, max_tries: int) -> None:
     token_calls = sum(1 for e in sandbox.requests if e.kind in {"auth", "refresh"})
     renewals = 1 + sum(1 for e in sandbox.requests if e.status == 401 and e.kind != "auth")
     renewals += sum(1 for e in sandbox.requests if e.kind == "refresh")
-    assert token_calls <= renewals * TOKEN_REQUEST_TRIES * (MAX_RATE_LIMIT_WAITS + 1)
+    # Token calls are tried as often as any request (the one retry policy).
+    assert token_calls <= renewals * max_tries * (MAX_RATE_LIMIT_WAITS + 1)
 
 
 def _check_outcome(run: Run, sandbox) -> None:

@@ -1,0 +1,92 @@
+"""The HTTP adapter that makes every request of a run pay into the budget and wait out 429s.
+
+Mounted on every session of the run (the streams' and the authenticator's), so that no request can
+bypass the budget, however it is made. A 429 is waited out here, not retried by the backoff that
+handles failures: it is a signal to wait, and must not use up a request's tries. How long to wait,
+and how often, is the retry policy's word (`retry.py`); what a response means is `classify`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from tap_maptable.classify import Outcome, classify
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tap_maptable.budget.limiter import RequestBudget
+    from tap_maptable.retry import RetryPolicy
+
+LOGGER = logging.getLogger("tap_maptable.budget")
+
+
+class ThrottledAdapter(HTTPAdapter):
+    """An `HTTPAdapter` that takes a budget slot before every send and waits out 429s."""
+
+    def __init__(
+        self,
+        budget: RequestBudget,
+        policy: RetryPolicy,
+        before_send: Callable[[requests.PreparedRequest], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Wrap `budget`; `before_send` runs after each wait (the authenticator's last look)."""
+        super().__init__(**kwargs)
+        self.budget = budget
+        self.policy = policy
+        self.before_send = before_send
+        self.rate_limited = 0
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        *args: Any,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send once the budget allows; on a rate-limit answer, wait as told and send again."""
+        waits = 0
+        while True:
+            if self.before_send is not None:
+                # Renew a token that is due *before* taking a slot (a renewal takes its own),
+                self.before_send(request)
+            self.budget.acquire()
+            if self.before_send is not None:
+                # and look again after the wait, which can outlast a short-lived token.
+                self.before_send(request)
+            response = super().send(request, *args, **kwargs)
+            verdict = classify(response)
+            if (
+                verdict.outcome is not Outcome.RATE_LIMITED
+                or waits >= self.policy.max_rate_limit_waits
+            ):
+                return response
+            wait = self.policy.rate_limit_wait(verdict.retry_after_s)
+            waits += 1
+            self.rate_limited += 1
+            LOGGER.warning(
+                "MapTable answered 429 (rate limited) for %s %s; waiting %.1f s before "
+                "retrying. Another client of the same app may be using its budget.",
+                request.method,
+                request.path_url.split("?", 1)[0],
+                wait,
+            )
+            response.close()
+            self.budget.pause(wait)
+
+
+def throttled_session(
+    budget: RequestBudget,
+    policy: RetryPolicy,
+    before_send: Callable[[requests.PreparedRequest], None] | None = None,
+) -> requests.Session:
+    """A session whose every request pays into `budget` (both http and https)."""
+    session = requests.Session()
+    adapter = ThrottledAdapter(budget, policy, before_send)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
