@@ -43,7 +43,9 @@ STATE_ID = "dev:tap-maptable-to-target-duckdb"
 # sandbox/README.md use: after the demo, the same commands work against `maptable-sandbox`.
 APP_ID = "app-1"
 APP_SECRET = "secret-1"  # noqa: S105 - a fake app of the local sandbox, documented everywhere
-# `meltano install` of the demo's plugins is redone when one of these files changes.
+# `meltano install` of the demo's plugins is redone when one of these files changes: the
+# dependencies, the loaders' pins, and the version (the editable tap's metadata holds it).
+INSTALL_INPUTS = ("pyproject.toml", "meltano.yml", "tap_maptable/__init__.py")
 INSTALL_STAMP = ROOT / ".meltano" / "demo-plugins-installed-for.sha256"
 EDITED_ROWS = 3
 SAMPLE_ROWS = 3
@@ -273,7 +275,7 @@ def _scalar(conn: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 def _project_digest() -> str:
     digest = hashlib.sha256()
-    for name in ("pyproject.toml", "meltano.yml"):
+    for name in INSTALL_INPUTS:
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
 
@@ -281,9 +283,9 @@ def _project_digest() -> str:
 def ensure_plugins(env: dict[str, str]) -> None:
     """`meltano install` of the two plugins the demo runs, when one is missing or is stale.
 
-    Stale: `pyproject.toml` or `meltano.yml` changed since they were installed (the tap is
-    installed editable, which follows code changes but not new dependencies). The project's
-    other loaders (PostgreSQL, JSON lines) are not installed: `make test` installs them.
+    Stale: one of INSTALL_INPUTS changed since they were installed (the tap is installed
+    editable, which follows code changes but not new dependencies or a new version). The
+    project's other loaders (PostgreSQL, JSON lines) are not installed: `make test` does.
     """
     missing = [name for name in plugins.missing() if name in PIPELINE]
     stamp = INSTALL_STAMP.read_text().strip() if INSTALL_STAMP.exists() else ""
