@@ -5,7 +5,8 @@
     python -m bench.run --quick               # smaller data, a 6-s rate window: ~3 minutes
 
 Figures: budget (1, and the picture, 6), pipeline (2), throughput (3), memory (4), peer (5),
-shared (7). `--quick` numbers are for trying the bench out, not for quoting.
+shared (7), latency (8, and latency.png). `--quick` numbers are for trying the bench out, not
+for quoting.
 
 Results are merged: figures not run this time are kept from the previous run of the same mode
 (bench/work/results.json, or results-quick.json for --quick), with the date they were measured.
@@ -21,14 +22,14 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from bench import budget, memory, peer, pipeline, shared, throughput
+from bench import budget, latency, memory, peer, pipeline, shared, throughput
 from bench.common import BENCH_DIR, WORK_DIR, machine_info
 from bench.plot import budget_png
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-FIGURES = ("budget", "pipeline", "throughput", "memory", "peer", "shared")
+FIGURES = ("budget", "pipeline", "throughput", "memory", "peer", "shared", "latency")
 RUNNERS = {
     "budget": budget.run,
     "pipeline": pipeline.run,
@@ -36,6 +37,7 @@ RUNNERS = {
     "memory": memory.run,
     "peer": peer.run,
     "shared": shared.run,
+    "latency": latency.run,
 }
 STORE_NAMES = {"sqlite": "SQLite", "redis": "Redis", "memory": "memory (not shared)"}
 
@@ -126,11 +128,89 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     s = res.get("shared")
     if isinstance(s, dict) and "runs" in s:
         rows.append(_shared_summary(s))
+    lat = res.get("latency")
+    if isinstance(lat, dict) and "runs" in lat:
+        rows.append(_latency_summary(lat))
     for name in FIGURES:
         value = res.get(name)
         if isinstance(value, dict) and "skipped" in value:
             rows.append(("-", name, f"not run: {value['skipped']}", "", "n/a"))
     return rows
+
+
+def _latency_ok(lat: dict[str, Any]) -> bool:
+    return all(r["ratio"] <= 1.10 and not r["rate_limited_429"] for r in _default_runs(lat))
+
+
+def _default_runs(lat: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in lat["runs"] if r["mode"] == "default"]
+
+
+def _latency_summary(lat: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    parts = []
+    for mode in dict.fromkeys(r["mode"] for r in lat["runs"]):
+        ratios = ", ".join(
+            f"{r['latency_s']:g} s: {r['ratio']:.2f}" for r in lat["runs"] if r["mode"] == mode
+        )
+        parts.append(f"{mode}: {ratios}")
+    limited = sum(r["rate_limited_429"] for r in lat["runs"])
+    text = "; ".join(parts) + f"; **{limited} x 429** in all; [latency.png](latency.png)"
+    return (
+        "8",
+        f"Slow link: elapsed / minimum, 12 tables, strict {lat['limit']} per {lat['window_s']:g} s",
+        text,
+        "default <= 1.10 at every latency, 0 x 429",
+        _ok(_latency_ok(lat)),
+    )
+
+
+def _latency_lines(lat: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## 8. Slow link: requests for different tables in flight at once",
+        "",
+        (
+            "12 tables x 50 rows in segments of 10 (3 workspaces x 2 projects x 2 tables), a "
+            f"strict {lat['limit']} per {lat['window_s']:g} s sandbox that answers every request "
+            "after the given latency; discovery and sync in one tap process. Elapsed = first "
+            "request's arrival to last answer (sandbox log). Minimum = the larger of the "
+            "budget's bound, floor((N-1)/limit) x window + latency, and the chain's, (login + "
+            "workspace-list pages + 1 detail + 5 segments of a table) x latency. The default "
+            "`max_parallel_requests` is the tap's own."
+        ),
+        "",
+    ]
+    lines += _table(
+        [
+            "latency s",
+            "mode",
+            "exit",
+            "requests",
+            "429",
+            "elapsed s",
+            "minimum s",
+            "ratio",
+            "busiest window",
+            "most in flight",
+        ],
+        [
+            [
+                f"{r['latency_s']:g}",
+                r["mode"],
+                r["returncode"],
+                r["requests"],
+                r["rate_limited_429"],
+                _num(r["elapsed_s"], 1),
+                _num(r["minimum_s"], 1),
+                f"{r['ratio']:.3f}",
+                r["max_in_window"],
+                r["most_in_flight"],
+            ]
+            for r in lat["runs"]
+        ],
+    )
+    lines += ["", "![elapsed over minimum by latency](latency.png)"]
+    return lines
 
 
 def _ratio(r: dict[str, Any]) -> str:
@@ -459,6 +539,9 @@ def write_results(res: dict[str, Any], info: dict[str, str], args: argparse.Name
     s = res.get("shared")
     if isinstance(s, dict) and "runs" in s:
         lines += _shared_lines(s)
+    lat = res.get("latency")
+    if isinstance(lat, dict) and "runs" in lat:
+        lines += _latency_lines(lat)
     failures = {
         k: v["traceback"] for k, v in res.items() if isinstance(v, dict) and "traceback" in v
     }
@@ -545,6 +628,8 @@ def main() -> None:
             results[name] = _run_one(name, args.quick)
             if name == "budget" and "timeline" in results[name]:
                 budget_png(results[name], BENCH_DIR / "budget.png")
+            if name == "latency" and "runs" in results[name]:
+                latency.latency_png(results[name], BENCH_DIR / "latency.png")
             if peer_future is not None:
                 results["peer"] = peer_future.result()
     results["_elapsed_s"] = time.monotonic() - started

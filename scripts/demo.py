@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,36 +165,22 @@ def _readable(line: str) -> str:
     return f"{text} ({exception})" if exception else text
 
 
-def _metric(line: str) -> dict[str, Any] | None:
-    """The tap's metric in one line of Meltano's output, or None.
-
-    The tap declares `structured-logging`, so Meltano parses its logs and `--log-format=json`
-    shows each metric whole, tags included, in `metric_info`. A plugin whose logs Meltano does
-    not parse (`TAP_MAPTABLE__LOG_PARSER` changed) logs `METRIC: {...}` lines instead.
-    """
-    record = _log_record(line)
-    if record is not None:
-        info = record.get("metric_info")
-        ours = record.get("name") == PIPELINE[0]
-        return info if ours and isinstance(info, dict) else None
-    source, sep, payload = line.partition("METRIC: ")
-    if sep and PIPELINE[0] in source:
-        with contextlib.suppress(ValueError):
-            metric = json.loads(payload)
-            return metric if isinstance(metric, dict) else None
-    return None
+# The line each table ends with in the tap's log (`tap_maptable.logs.TABLE_DONE`; this venv has
+# the sandbox, not the tap): "table_<id> (<name>): <n> rows sent, ...".
+TABLE_DONE = re.compile(r"(?P<stream>table_[A-Za-z0-9_]+) \(.*\): (?P<rows>\d+) rows sent")
 
 
 def rows_sent(output: str) -> int:
-    """Table rows the tap sent, from its `record_count` metrics in Meltano's output."""
+    """Table rows the tap sent, from the line each table ends with in Meltano's output."""
     total = 0
     for line in output.splitlines():
-        metric = _metric(line)
-        if metric is None or metric.get("metric") != "record_count":
+        record = _log_record(line)
+        if record is not None and record.get("name") != PIPELINE[0]:
             continue
-        stream = str(metric.get("tags", {}).get("stream", ""))
-        if stream.startswith("table_") and stream != "table_nodes":
-            total += int(metric["value"])
+        message = str(record.get("event", "")) if record is not None else line
+        match = TABLE_DONE.search(message)
+        if match:
+            total += int(match["rows"])
     return total
 
 

@@ -22,7 +22,7 @@ STAMP = ROOT / ".meltano" / "plugins-installed-for.sha256"
 
 def _digest() -> str:
     digest = hashlib.sha256()
-    for name in ("pyproject.toml", "meltano.yml"):
+    for name in ("pyproject.toml", "meltano.yml", "tap_maptable/__init__.py"):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
 

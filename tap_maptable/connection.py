@@ -12,11 +12,11 @@ from __future__ import annotations
 import atexit
 import logging
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tap_maptable import __version__
 from tap_maptable.auth import MapTableAuthenticator
 from tap_maptable.budget import (
     BudgetSpec,
@@ -39,11 +39,8 @@ DEFAULT_API_URL = "https://maptable.com"
 
 
 def tap_version() -> str:
-    """The installed tap's version (the user agent and `--about` show it)."""
-    try:
-        return metadata.version("tap-maptable")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
+    """The tap's version, from the one place it is written (the user agent and `--about`)."""
+    return __version__
 
 
 class MapTableConnection:
@@ -100,6 +97,15 @@ class MapTableConnection:
         return throttled_session(
             self.budget, self.policy, before_send=self.authenticator.refresh_header
         )
+
+    def open(self) -> MapTableConnection:
+        """Build every part now, in this thread, before threads share them.
+
+        (`functools.cached_property` takes no lock on Python 3.12+: two threads asking first
+        could each build a budget and an authenticator, and log in twice.)
+        """
+        _ = self.session
+        return self
 
     # -- requests outside the record flow -------------------------------------------------------
 

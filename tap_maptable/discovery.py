@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from urllib.parse import quote
 
 from tap_maptable import api
 from tap_maptable.errors import MapTableAPIError
+from tap_maptable.prefetch import map_in_threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -133,9 +133,10 @@ class Directory:
     def _read_workspace_pages(self) -> list[dict[str, Any]]:
         """Page through the workspace list until a page brings nothing new.
 
-        The documented endpoint shows no paging, so a server may ignore the parameters and send
-        everything on every page: such a page brings nothing new and ends the list, at the cost
-        of one extra request. A page shorter than `page_size` also ends it.
+        Nothing about paging is documented: a server may cap its pages below `pageSize` (so a
+        short page proves nothing), or ignore the parameters and send everything on every page
+        (such a page brings nothing new). Either way the list ends on the first page with
+        nothing new, at the cost of one request more than a trusting reader would send.
         """
         seen: dict[tuple[str, str], dict[str, Any]] = {}
         page = 1
@@ -155,7 +156,7 @@ class Directory:
                 if key not in seen:
                     seen[key] = record
                     new += 1
-            if not new or len(items) < self._page_size:
+            if not new:
                 return list(seen.values())
             page += 1
 
@@ -187,13 +188,8 @@ class Directory:
         if self._workers <= 1 or len(keys) == 1:
             cache[keys[0]] = read(keys[0])
             return
-        with ThreadPoolExecutor(min(self._workers, len(keys)), "tap-maptable-fetch") as pool:
-            futures = [(key, pool.submit(read, key)) for key in keys]
-            for key, future in futures:
-                error = future.exception()
-                if error is not None and not isinstance(error, Exception):
-                    raise error  # a stop (SIGTERM, Ctrl-C) is for the whole run
-                cache[key] = error if error is not None else future.result()
+        self._connection.open()
+        cache.update(zip(keys, map_in_threads(read, keys, self._workers), strict=True))
 
     def tables_if_read(self) -> list[TableRef] | None:
         """The tables, when the workspace list and every detail were already read; else None.

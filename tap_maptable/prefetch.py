@@ -184,6 +184,39 @@ class Prefetcher:
                 job.ahead += 1
 
 
+def map_in_threads(
+    read: Callable[[Any], Any], keys: list[Any], workers: int
+) -> list[Any | Exception]:
+    """`read(key)` for every key, up to `workers` at once; each result or the error it raised.
+
+    Daemon threads, not `concurrent.futures`: at exit Python joins an executor's threads, so a
+    SIGTERM would have to wait for every request in flight (and its retries) to finish.
+    """
+    todo: queue.Queue[tuple[int, Any]] = queue.Queue()
+    for index, key in enumerate(keys):
+        todo.put((index, key))
+    done: queue.Queue[tuple[int, Any | Exception]] = queue.Queue()
+
+    def work() -> None:
+        while True:
+            try:
+                index, key = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((index, read(key)))
+            except Exception as exc:  # noqa: BLE001 - handed back, raised for its key alone
+                done.put((index, exc))
+
+    for n in range(min(workers, len(keys))):
+        threading.Thread(target=work, name=f"{THREAD_PREFIX}-{n}", daemon=True).start()
+    results: list[Any | Exception] = [None] * len(keys)
+    for _ in keys:
+        index, result = done.get()
+        results[index] = result
+    return results
+
+
 def stop_all() -> None:
     """Stop every background fetch of this process (the run is ending early)."""
     for prefetcher in _RUNNING:

@@ -6,7 +6,7 @@ than asked for again. Later segments are paged by the SDK (`SegmentPaginator`).
 
 from __future__ import annotations
 
-import logging
+import time
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from http import HTTPStatus
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_maptable import api
+from tap_maptable import api, logs
 from tap_maptable.classify import Outcome, classify
 from tap_maptable.client import MapTableStream
 from tap_maptable.columns import (
@@ -44,22 +44,6 @@ LAST_SEGMENT_ROW_PARAM_QUERY = api.LAST_SEGMENT_ROW_PARAM + "="
 # `_updated_at` is MapTable's clock: the cap is moved back by this much, so that a host clock
 # running ahead can never let the bookmark pass a row updated during the run.
 SIGNPOST_MARGIN = timedelta(minutes=5)
-
-
-class _DropNullBookmarkWarnings(logging.Filter):
-    """singer-sdk warns once per record whose replication key is null.
-
-    MapTable rows with no update time (Go's zero time) are expected, documented, and always
-    emitted; a 1,000,000-row table would log thousands of identical warnings. Each table's
-    stream logs one summary line instead.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Drop the SDK's per-record "null replication value" warning only."""
-        return record.getMessage() != "New replication value is null"
-
-
-logging.getLogger("singer_sdk").addFilter(_DropNullBookmarkWarnings())
 
 
 class TableGoneError(MapTableAPIError):
@@ -147,25 +131,46 @@ class TableRowsStream(MapTableStream):
         self._tap.start_prefetch()
         self._starting = self.get_starting_timestamp(context)
         self._undated = 0
+        started, emitted, read = time.monotonic(), 0, 0
         version, self._pending_version = self._pending_version, None
         segments = self._tap.prefetcher.segments(self.name, partial(self.fetch_segments, context))
         try:
             for segment in segments:
+                read += 1
                 for row in segment:
                     record = self.post_process(row, context)
                     if record is not None:
+                        emitted += 1
                         yield record
         except TableGoneError as exc:
             self.logger.warning("Skipping %s: %s", self.name, exc)
             return
         if version is not None:
             super()._write_activate_version_message(version)
-        if self._undated:
-            self.logger.info(
-                "%s: %d rows have no update time; they are emitted on every run.",
-                self.name,
-                self._undated,
-            )
+        self._log_done(emitted, read, time.monotonic() - started)
+
+    def _log_done(self, emitted: int, segments: int, seconds: float) -> None:
+        """One line per table, when it is done: what a person reading the log wants to know."""
+        undated = (
+            f"; {self._undated} have no update time and are sent on every run"
+            if self._undated
+            else ""
+        )
+        since = (
+            f", updated since {self._starting.isoformat()}"
+            if self._starting is not None and self.replication_method == "INCREMENTAL"
+            else ""
+        )
+        self.logger.info(
+            logs.TABLE_DONE_FORMAT,
+            self.name,
+            self.table.name or "table " + self.table.table_id,
+            emitted,
+            since,
+            segments,
+            seconds,
+            undated,
+        )
 
     def fetch_segments(self, context: Context | None) -> Iterator[list[dict[str, Any]]]:
         """Every segment, as records, starting with a first segment discovery already read.

@@ -10,9 +10,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 from singer_sdk import Tap
 
-from tap_maptable import stopping
+from tap_maptable import logs, stopping
 from tap_maptable.columns import name_columns, row_schema
-from tap_maptable.connection import MapTableConnection
+from tap_maptable.connection import MapTableConnection, tap_version
 from tap_maptable.discovery import (
     STREAM_PREFIX,
     Directory,
@@ -46,6 +46,31 @@ if TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
 
+HELP = """Extract MapTable into any Singer target: workspaces, projects, table nodes and every row
+of every table (one stream per table, incremental on _updated_at), within MapTable's 60 requests
+per minute per app.
+
+\b
+Settings (in the --config JSON file, or with --config ENV from TAP_MAPTABLE_<NAME>):
+  app_id, app_secret        the MapTable app (required; the secret is never logged)
+  api_url                   https://maptable.com, or your MapTable's URL
+  start_date                earliest row update time on the first run (RFC 3339)
+  table_ids                 only these tables
+  requests_per_minute       the app's budget (60), shared through rate_limit_store
+  max_parallel_requests     requests for different tables in flight at once (8)
+  request_timeout, max_tries, page_size, user_agent, cache_tokens, ...
+
+\b
+  tap-maptable --config config.json --discover > catalog.json
+  tap-maptable --config config.json --catalog catalog.json --state state.json | target-...
+  tap-maptable --about            every setting, with its description
+
+Everything else (Meltano, warehouses, the request budget, when tables change,
+troubleshooting): the README, shipped as the package's description (`pip show -v tap-maptable`,
+or README.md in the source).
+"""
+
+
 class TapMapTable(Tap):
     """Singer tap for MapTable: workspaces, projects, table nodes and every table's rows."""
 
@@ -53,6 +78,18 @@ class TapMapTable(Tap):
     message_writer_class = SingerOutput
 
     config_jsonschema = SETTINGS_SCHEMA
+
+    @classmethod
+    def get_plugin_version(cls) -> str:
+        """`tap_maptable.__version__`: never the stale metadata of an old editable install."""
+        return tap_version()
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command line, with help that says what this tap does."""
+        command = super().get_singer_command()
+        command.help = HELP
+        return command
 
     # -- what the user hands us, checked before any request ----------------------------------
 
@@ -65,6 +102,7 @@ class TapMapTable(Tap):
         if isinstance(state, dict):
             kwargs["state"] = normalise_state(state)
         super().__init__(*args, **kwargs)
+        logs.for_people()
 
     @classmethod
     def cb_config(
@@ -157,6 +195,7 @@ class TapMapTable(Tap):
         if self._prefetch_started:
             return
         self._prefetch_started = True
+        self.connection.open()
         tables = [
             stream
             for stream in self.streams.values()

@@ -159,7 +159,7 @@ def test_discover_and_sync_in_one_process_reads_each_first_segment_once(make_san
     workspaces = len(sandbox.data.workspaces())
     assert counts == {
         "auth": 1,
-        "workspaces": 1,
+        "workspaces": 2,  # the page with the workspaces, and the empty one that ends the list
         "workspace": workspaces,
         "rows": segments,
     }

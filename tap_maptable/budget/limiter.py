@@ -98,7 +98,8 @@ class RequestBudget:
     def acquire(self) -> None:
         """Block until one more request fits the budget, then count it as sent."""
         self._with_store(self._acquire_once)
-        self.acquired += 1
+        with self._lock:
+            self.acquired += 1
 
     @property
     def max_pause_s(self) -> float:
@@ -133,7 +134,8 @@ class RequestBudget:
         short = min(1.0, self.spec.window_s / 4)
         if self._limiter.try_acquire(self.spec.key, blocking=True, timeout=short):
             return
-        self.waits += 1
+        with self._lock:
+            self.waits += 1
         self._log_wait()
         # Bounded: alone, a full window frees every slot; sharing, allow for the others' turns.
         windows = 20 if self.store.shared else 4

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tap_maptable.columns import name_columns, parse_timestamp, row_record
+from tap_maptable.logs import rows_sent
 from tests.helpers import APP_ID, APP_SECRET, assert_no_secrets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,6 +26,8 @@ ENVIRONMENT = "dev"
 FULL_TABLE_METADATA = json.dumps({"table_*": {"replication-method": "FULL_TABLE"}})
 # The variables a run may read: the caller's own TAP_/TARGET_/MELTANO_ ones never leak in.
 _OWN_PREFIXES = ("TAP_MAPTABLE", "TARGET_", "MELTANO_")
+# Commands whose output `record_counts` reads: logged as JSON lines, metric tags included.
+PIPELINE_COMMANDS = (["run"], ["el"], ["elt"])
 
 
 _lock_depth = 0
@@ -92,19 +95,23 @@ class MeltanoResult:
     seconds: float
 
     def record_counts(self) -> dict[str, int]:
-        """Records the tap sent, per stream, from its `record_count` metric lines."""
+        """Rows the tap sent, per table stream, from the line each table ends with.
+
+        The tap declares `structured-logging`, so Meltano parses its logs; with
+        `--log-format=json` (PIPELINE_COMMANDS) each line's text is the record's `event`.
+        """
         counts: dict[str, int] = {}
         for line in self.output.splitlines():
-            source, sep, payload = line.partition("METRIC: ")
-            if not sep or "tap-maptable" not in source:  # SDK targets count records too
-                continue
-            try:
-                metric = json.loads(payload)
-            except ValueError:
-                continue
-            if metric.get("metric") == "record_count":
-                stream = metric["tags"]["stream"]
-                counts[stream] = counts.get(stream, 0) + int(metric["value"])
+            message = line
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if isinstance(record, dict) and record.get("name") == "tap-maptable":
+                        message = str(record.get("event", ""))
+            found = rows_sent(message) if "tap-maptable" in line else None
+            if found is not None:
+                stream, rows = found
+                counts[stream] = counts.get(stream, 0) + rows
         return counts
 
     def tail(self, lines: int = 40) -> str:
@@ -123,7 +130,8 @@ def meltano(
     args: list[str], env: dict[str, str], *, timeout: float = 240, check: bool = True
 ) -> MeltanoResult:
     """Run `meltano --environment=dev ARGS` in the project root; fail the test if it fails."""
-    argv = [str(MELTANO), f"--environment={ENVIRONMENT}", *args]
+    log_format = ["--log-format=json"] if args[:1] in PIPELINE_COMMANDS else []
+    argv = [str(MELTANO), *log_format, f"--environment={ENVIRONMENT}", *args]
     with meltano_lock():
         started = time.monotonic()
         result = subprocess.run(

@@ -1,0 +1,100 @@
+"""A run's log is for people: what happened, in a few lines; the SDK's detail behind a switch.
+
+At INFO the tap says what a person needs: the request budget, one line per table when it is done
+(rows, segments, time), waits, and warnings. singer-sdk's own lines that repeat per table or per
+request without saying anything a person acts on are dropped at INFO, and its METRIC lines (a
+timer per request, counters per stream) are off, unless asked for:
+
+- the SDK's own logging configuration: a `SINGER_SDK_LOG_CONFIG` file whose `loggers` name
+  `singer_sdk.metrics` (for example `level: INFO`) gets the METRIC lines, as the SDK writes them;
+- `TAP_MAPTABLE_LOGLEVEL=DEBUG` (or `LOGLEVEL=DEBUG`) shows everything, metrics included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from singer_sdk.metrics import METRICS_LOGGER_NAME
+
+# singer-sdk messages that repeat per table (or per child stream) and tell a person nothing to do.
+_SDK_NOISE = (
+    "Stream is assumed to be unsorted",  # every table: documented in README instead
+    "Added '",  # "Added 'projects' as child stream to 'workspaces'"
+    "Skipping parse of env var settings",
+    "Beginning sync of '",  # each table ends with the tap's own line instead
+    "Starting incremental sync of '",
+    "Starting full table sync of '",
+    "New replication value is null",  # a row with no update time: counted per table instead
+)
+
+
+class _DropSDKNoise(logging.Filter):
+    """Drop singer-sdk's repetitive INFO/WARNING lines, unless the run logs at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the SDK's known noise."""
+        if logging.getLogger(record.name).getEffectiveLevel() <= logging.DEBUG:
+            return True
+        if not record.name.startswith(("singer_sdk", "tap-maptable")):
+            return True
+        message = record.getMessage()
+        return not message.startswith(_SDK_NOISE)
+
+
+_FILTER = _DropSDKNoise()
+
+# The line each table ends with (`table_rows.py`), and how scripts read it back: the demo and the
+# end-to-end tests count the rows sent from it, since the SDK's metrics are off by default.
+TABLE_DONE_FORMAT = "%s (%s): %d rows sent%s, from %d segments in %.1f s%s."
+TABLE_DONE = re.compile(r"(?P<stream>table_[A-Za-z0-9_]+) \(.*\): (?P<rows>\d+) rows sent")
+
+
+def rows_sent(message: str) -> tuple[str, int] | None:
+    """The stream and its rows sent, if `message` is a table's last line; else None."""
+    match = TABLE_DONE.search(message)
+    return (match["stream"], int(match["rows"])) if match else None
+
+
+def for_people() -> None:
+    """Quiet singer-sdk's noise on every handler, and its metrics unless they are asked for."""
+    for handler in _handlers():
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
+    level = os.environ.get("TAP_MAPTABLE_LOGLEVEL") or os.environ.get("LOGLEVEL") or "INFO"
+    if level.upper() == "DEBUG" or _metrics_configured():
+        return
+    logging.getLogger(METRICS_LOGGER_NAME).setLevel(logging.WARNING)
+
+
+def _handlers() -> list[logging.Handler]:
+    names = (None, "singer_sdk", "tap-maptable")
+    loggers = [logging.getLogger(name) for name in names]
+    return [handler for logger in loggers for handler in logger.handlers]
+
+
+def _metrics_configured() -> bool:
+    """Whether the SDK's logging configuration file names the metrics logger."""
+    path = os.environ.get("SINGER_SDK_LOG_CONFIG")
+    if not path:
+        return False
+    try:
+        config = _load(Path(path))
+    except (OSError, ValueError):
+        return False
+    loggers = config.get("loggers") if isinstance(config, dict) else None
+    return isinstance(loggers, dict) and METRICS_LOGGER_NAME in loggers
+
+
+def _load(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except ValueError:
+        import yaml  # noqa: PLC0415 - PyYAML comes with singer-sdk; YAML configs only
+
+        return yaml.safe_load(text)
