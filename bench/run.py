@@ -174,8 +174,10 @@ def _latency_lines(lat: dict[str, Any]) -> list[str]:
             f"strict {lat['limit']} per {lat['window_s']:g} s sandbox that answers every request "
             "after the given latency; discovery and sync in one tap process. Elapsed = first "
             "request's arrival to last answer (sandbox log). Minimum = the larger of the "
-            "budget's bound, floor((N-1)/limit) x window + latency, and the chain's, (login + "
-            "workspace-list pages + 1 detail + 5 segments of a table) x latency. The default "
+            "chain's bound, (login + workspace-list pages + 1 detail + 5 segments of a table) x "
+            "latency, and the budget's: each request at its earliest start given what it waits "
+            "for, request i + limit no sooner than a window after request i, plus one latency "
+            "for the last answer (bench/latency.py says it in full). The default "
             "`max_parallel_requests` is the tap's own."
         ),
         "",

@@ -19,23 +19,25 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import requests
 from requests.auth import AuthBase
 
 from tap_maptable import api
-from tap_maptable.classify import Outcome, Verdict, classify, path_of
+from tap_maptable.classify import Outcome, Verdict, classify, network_failure, path_of
 from tap_maptable.errors import (
     AuthenticationError,
+    NetworkError,
     RateLimitExhaustedError,
     TransientAPIError,
     describe_failure,
+    never_show,
+    one_line,
 )
 from tap_maptable.retry import log_retry
 from tap_maptable.tokens import TokenCache, TokenPair, as_bearer, token_expiry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    import requests
 
     from tap_maptable.retry import RetryPolicy
 
@@ -69,6 +71,7 @@ class MapTableAuthenticator(AuthBase):
         self._lock = threading.RLock()
         self._cache = cache
         self._pair: TokenPair | None = None
+        never_show(app_secret)
         self._post = policy.decorate(self._post_once, log_retry(LOGGER, policy, "a token call"))
 
     def __repr__(self) -> str:
@@ -98,6 +101,8 @@ class MapTableAuthenticator(AuthBase):
         with self._lock:
             if self._pair is None and self._cache is not None:
                 self._pair = self._cache.load()
+                if self._pair is not None:
+                    never_show(self._pair.token, self._pair.refresh_token)
             if self._pair is None:
                 self._pair = self._login()
             elif self._pair.needs_renewal(self._clock()):
@@ -174,6 +179,10 @@ class MapTableAuthenticator(AuthBase):
         except TransientAPIError as exc:
             msg = f"authentication failed: POST {path} kept failing: {exc}"
             raise AuthenticationError(msg) from None
+        except requests.RequestException as exc:
+            # Tried as often as the policy allows: fatal now, so that the request this token
+            # was for is not retried around it (max_tries x max_tries tries).
+            raise NetworkError(network_failure(exc).message) from None
 
     def _post_once(self, path: str, body: dict[str, str], headers: dict[str, str]) -> TokenPair:
         received_at = self._clock()
@@ -203,6 +212,7 @@ class MapTableAuthenticator(AuthBase):
         if not isinstance(token, str) or not isinstance(refresh, str) or not token or not refresh:
             msg = f"authentication failed: POST {path} returned no token pair"
             raise AuthenticationError(msg)
+        never_show(token, refresh, token.rsplit(" ", 1)[-1], refresh.rsplit(" ", 1)[-1])
         return TokenPair(
             token=token,
             refresh_token=refresh,
@@ -222,4 +232,4 @@ def _refusal(verdict: Verdict, response: requests.Response) -> str:
     msg = f"authentication failed: {envelope.message or f'HTTP {verdict.status}'}"
     if envelope.request_id:
         msg += f" (requestID {envelope.request_id})"
-    return msg
+    return one_line(msg)

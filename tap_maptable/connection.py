@@ -94,8 +94,12 @@ class MapTableConnection:
     @cached_property
     def session(self) -> requests.Session:
         """The session every stream and `get` send through: the budget, then the token."""
+        parallel = int(self._config.get("max_parallel_requests", 1))
         return throttled_session(
-            self.budget, self.policy, before_send=self.authenticator.refresh_header
+            self.budget,
+            self.policy,
+            before_send=self.authenticator.refresh_header,
+            connections=max(10, parallel + 2),
         )
 
     def open(self) -> MapTableConnection:

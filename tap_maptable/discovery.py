@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -139,10 +140,10 @@ class Directory:
         nothing new, at the cost of one request more than a trusting reader would send.
         """
         seen: dict[tuple[str, str], dict[str, Any]] = {}
-        page = 1
+        page, size = 1, self._page_size
         while True:
             detail = self._connection.get(
-                api.WORKSPACES_PATH, {api.PAGE_PARAM: page, api.PAGE_SIZE_PARAM: self._page_size}
+                api.WORKSPACES_PATH, {api.PAGE_PARAM: page, api.PAGE_SIZE_PARAM: size}
             )
             items = (
                 [item for item in detail if isinstance(item, dict)]
@@ -158,6 +159,12 @@ class Directory:
                     new += 1
             if not new:
                 return list(seen.values())
+            if len(items) < size:
+                # A capped page: whether the server counts pages in the size it serves or in
+                # the size asked for, asking for that smaller size from here on (continuing at
+                # the first workspace not seen) reads the same offsets both ways.
+                size = math.gcd(len(seen), len(items))
+                page = len(seen) // size
             page += 1
 
     def workspace_detail(self, workspace_type: str, workspace_id: str) -> dict[str, Any]:

@@ -21,6 +21,10 @@ class AuthenticationError(MapTableError, FatalAPIError):
     """MapTable refused the app's credentials or tokens; retrying would not help."""
 
 
+class NetworkError(MapTableError, FatalAPIError):
+    """MapTable could not be reached, and the retry policy has given up (or would not help)."""
+
+
 class RateLimitExhaustedError(MapTableError, FatalAPIError):
     """MapTable kept answering 429 after every wait the tap was willing to make."""
 
@@ -68,7 +72,20 @@ def describe_failure(  # noqa: PLR0913 - each part is a field of the one-line me
     return text
 
 
+# Values that must never be shown (the app secret, tokens): a backstop for a server that echoes
+# what it was sent into its error message.
+_SECRETS: set[str] = set()
+_SHORTEST_SECRET = 6
+
+
+def never_show(*values: str) -> None:
+    """Remember secret values, so that no error line can show them."""
+    _SECRETS.update(v for v in values if len(v) >= _SHORTEST_SECRET)
+
+
 def one_line(text: str, limit: int = 300) -> str:
-    """Fold whitespace and cut long text: an error line must stay one readable line."""
+    """Fold whitespace, hide known secrets and cut long text: one readable, safe line."""
     folded = " ".join(str(text).split())
+    for secret in _SECRETS:
+        folded = folded.replace(secret, "***")
     return folded if len(folded) <= limit else folded[: limit - 3] + "..."

@@ -12,8 +12,9 @@ segments into a queue, and the main thread takes them when it reaches that table
 ACTIVATE_VERSION, exactly-once delivery and resume after a kill do not change; a failure in the
 background is raised in the main thread when it reaches that table, with the same one line.
 
-Memory is bounded: each table holds at most `QUEUE_DEPTH` segments not yet taken, and all tables
-other than the one being emitted hold at most `ahead_cap` (2 per worker) between them.
+Memory is bounded: the table being emitted holds at most `QUEUE_DEPTH` segments not yet taken,
+and all upcoming tables together at most `ahead_cap` (`AHEAD_PER_WORKER` per parallel request:
+64 segments at the default of 8), plus one segment in hand per worker waiting for room.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("tap_maptable.prefetch")
 QUEUE_DEPTH = 2
+# Segments held for upcoming tables, per parallel request. Too few and the workers stall on
+# tables the main thread has not reached, idling the budget on a slow link (bench figure 8).
+AHEAD_PER_WORKER = 8
 THREAD_PREFIX = "tap-maptable-fetch"
 
 Segment = list[dict[str, Any]]
@@ -47,15 +51,15 @@ class _End:
 class _Job:
     """One table's background fetch and the segments it has not handed over yet."""
 
+    index: int
     key: str
     fetch: Callable[[], Iterator[Segment]]
-    queue: queue.Queue[Segment | _End] = field(default_factory=lambda: queue.Queue(QUEUE_DEPTH))
+    queue: queue.Queue[Segment | _End] = field(default_factory=queue.Queue)
     started_at: float | None = None
-    ahead: int = 0  # segments in the queue that were put while another table was current
-
-
-class StoppedError(Exception):
-    """The run is ending: a background fetch stops between two requests."""
+    ahead: int = 0  # segments held (or being fetched) while another table was current
+    segments: Iterator[Segment] | None = None
+    done: bool = False
+    taken: bool = False
 
 
 class Prefetcher:
@@ -64,15 +68,14 @@ class Prefetcher:
     def __init__(self, workers: int) -> None:
         """Up to `workers` tables fetched at once (1: everything in the main thread)."""
         self.workers = workers
-        self.ahead_cap = 2 * workers
+        self.ahead_cap = AHEAD_PER_WORKER * workers
         self._jobs: dict[str, _Job] = {}
-        self._order: list[str] = []
         self._lock = threading.Condition()
         self._current: str | None = None
         self._ahead = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._next = 0
+        self._ready: list[_Job] = []  # tables whose next segment nobody is fetching, in order
         _RUNNING.append(self)
 
     @property
@@ -84,10 +87,10 @@ class Prefetcher:
         """Start fetching these tables in this order (the order the main thread emits them)."""
         if not self.parallel or self._threads:
             return
-        for key, fetch in jobs:
-            self._jobs[key] = _Job(key, fetch)
-            self._order.append(key)
-        for n in range(min(self.workers, len(self._order))):
+        for index, (key, fetch) in enumerate(jobs):
+            self._jobs[key] = _Job(index, key, fetch)
+            self._ready.append(self._jobs[key])
+        for n in range(min(self.workers, len(self._ready))):
             thread = threading.Thread(target=self._work, name=f"{THREAD_PREFIX}-{n}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -100,21 +103,34 @@ class Prefetcher:
     def segments(self, key: str, fetch: Callable[[], Iterator[Segment]]) -> Iterator[Segment]:
         """The segments of table `key`: from its background fetch if planned, else fetched here."""
         job = self._jobs.get(key)
-        if job is None:
+        if job is None or job.taken or self._stop.is_set():
+            # Not planned, already taken once (a second sync reads anew), or stopped.
             yield from fetch()
             return
+        job.taken = True
         with self._lock:
             self._current = key
-            self._ahead -= job.ahead
-            job.ahead = 0
             self._lock.notify_all()
-        while True:
-            item = job.queue.get()
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
+        finished = False
+        try:
+            while True:
+                item = job.queue.get()
+                with self._lock:
+                    if job.ahead:  # fetched while another table was current: frees a place
+                        job.ahead -= 1
+                        self._ahead -= 1
+                    self._lock.notify_all()
+                if isinstance(item, _End):
+                    finished = True
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            if not finished:
+                # The table was abandoned (the run is failing, or a dry run reads one record):
+                # fetch nothing more in the background; what is still to read is read here.
+                self.stop()
 
     def stop(self) -> None:
         """End every background fetch at its next step, and silence their threads' logs.
@@ -134,54 +150,62 @@ class Prefetcher:
     # -- the worker threads -----------------------------------------------------------------
 
     def _work(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                if self._next >= len(self._order):
-                    return
-                job = self._jobs[self._order[self._next]]
-                self._next += 1
-            self._run(job)
+        """Fetch one segment at a time, taking the tables in turn.
 
-    def _run(self, job: _Job) -> None:
-        job.started_at = time.time()
-        try:
-            for segment in job.fetch():
-                self._hold(job)
-                self._put(job, segment)
-            self._put(job, _End())
-        except StoppedError:
-            return
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
-            try:
-                self._put(job, _End(exc))
-            except StoppedError:
-                return
-
-    def _put(self, job: _Job, item: Segment | _End) -> None:
-        """Queue `item`, waiting while the table's queue is full, unless the run stops."""
+        A worker is not tied to a table: each step takes the next segment of the table being
+        emitted if it has room, else of the table that has waited longest. So every table's
+        chain of segments advances while up to `workers` requests are in flight, the last
+        requests of a run are spread over many tables instead of queued behind one table's
+        chain, and the main thread is never starved.
+        """
         while True:
-            if self._stop.is_set():
-                raise StoppedError
+            job = self._take()
+            if job is None:
+                return
+            if job.started_at is None:
+                job.started_at = time.time()
+                job.segments = iter(job.fetch())
+            assert job.segments is not None  # noqa: S101 - set just above
+            item: Segment | _End
             try:
-                job.queue.put(item, timeout=0.2)
-            except queue.Full:
-                continue
-            return
+                item = next(job.segments)
+            except StopIteration:
+                item = _End()
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
+                item = _End(exc)
+            job.queue.put(item)
+            with self._lock:
+                if isinstance(item, _End):
+                    job.done = True
+                else:
+                    self._ready.append(job)
+                self._lock.notify_all()
 
-    def _hold(self, job: _Job) -> None:
-        """Wait until one more segment of `job` may be held, counting it if it is ahead."""
+    def _take(self) -> _Job | None:
+        """The next ready table with room for one more segment (None: nothing left)."""
         with self._lock:
-            while (
-                not self._stop.is_set()
-                and self._current != job.key
-                and self._ahead >= self.ahead_cap
-            ):
+            while not self._stop.is_set():
+                current = [j for j in self._ready if j.key == self._current]
+                job = next((j for j in (*current, *self._ready) if self._room_for(j)), None)
+                if job is not None:
+                    self._ready.remove(job)
+                    if self._current != job.key:
+                        self._ahead += 1
+                        job.ahead += 1
+                    return job
+                if not self._ready and not self._busy():
+                    return None
                 self._lock.wait()
-            if self._stop.is_set():
-                raise StoppedError
-            if self._current != job.key:
-                self._ahead += 1
-                job.ahead += 1
+            return None
+
+    def _busy(self) -> bool:
+        """Whether some table's fetch is still under way (it will come back to `_ready`)."""
+        return not all(job.done for job in self._jobs.values())
+
+    def _room_for(self, job: _Job) -> bool:
+        if self._current == job.key:
+            return job.queue.qsize() < QUEUE_DEPTH
+        return self._ahead < self.ahead_cap
 
 
 def map_in_threads(
@@ -195,7 +219,7 @@ def map_in_threads(
     todo: queue.Queue[tuple[int, Any]] = queue.Queue()
     for index, key in enumerate(keys):
         todo.put((index, key))
-    done: queue.Queue[tuple[int, Any | Exception]] = queue.Queue()
+    done: queue.Queue[tuple[int, Any]] = queue.Queue()
 
     def work() -> None:
         while True:
@@ -205,7 +229,7 @@ def map_in_threads(
                 return
             try:
                 done.put((index, read(key)))
-            except Exception as exc:  # noqa: BLE001 - handed back, raised for its key alone
+            except BaseException as exc:  # noqa: BLE001 - handed back, raised for its key alone
                 done.put((index, exc))
 
     for n in range(min(workers, len(keys))):
@@ -213,6 +237,8 @@ def map_in_threads(
     results: list[Any | Exception] = [None] * len(keys)
     for _ in keys:
         index, result = done.get()
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result
         results[index] = result
     return results
 

@@ -82,8 +82,9 @@ class RetryPolicy:
         """How long to wait after a 429: the server's `Retry-After` when it is sane, else a window.
 
         A whole window is the one wait sure to free the server's count. No header can make the
-        tap wait longer than that (a huge, infinite, negative or unreadable value is replaced and
-        logged once per run), so a bad header can never hang a run or the runs after it.
+        tap wait longer than that: a huge, infinite, NaN or negative value (a date far ahead or
+        already past) is replaced by a window and logged once per run; an unreadable one counts
+        as no header (a window). So a bad header can never hang a run or the runs after it.
         """
         if told_s is None:
             return self.window_s

@@ -77,6 +77,7 @@ class TableRowsStream(MapTableStream):
         self._undated = 0
         self._pending_version: int | None = None
         self._drift_reported = False
+        self._emitted = 0
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
 
     @property
@@ -131,23 +132,20 @@ class TableRowsStream(MapTableStream):
         self._tap.start_prefetch()
         self._starting = self.get_starting_timestamp(context)
         self._undated = 0
-        started, emitted, read = time.monotonic(), 0, 0
+        self._emitted = 0
+        started, read = time.monotonic(), 0
         version, self._pending_version = self._pending_version, None
         segments = self._tap.prefetcher.segments(self.name, partial(self.fetch_segments, context))
         try:
             for segment in segments:
                 read += 1
-                for row in segment:
-                    record = self.post_process(row, context)
-                    if record is not None:
-                        emitted += 1
-                        yield record
+                yield from segment  # the SDK calls `post_process` on each
         except TableGoneError as exc:
             self.logger.warning("Skipping %s: %s", self.name, exc)
             return
         if version is not None:
             super()._write_activate_version_message(version)
-        self._log_done(emitted, read, time.monotonic() - started)
+        self._log_done(self._emitted, read, time.monotonic() - started)
 
     def _log_done(self, emitted: int, segments: int, seconds: float) -> None:
         """One line per table, when it is done: what a person reading the log wants to know."""
@@ -212,7 +210,7 @@ class TableRowsStream(MapTableStream):
             return []
         if self._paginator is not None:
             self._paginator.check(detail)
-        if isinstance(detail.get("columns"), list):
+        if isinstance(detail.get("columns"), list) and detail["columns"]:
             self._map_columns(detail["columns"])
         columns = self._columns or []
         return [
@@ -231,10 +229,14 @@ class TableRowsStream(MapTableStream):
         updated = row.get(UPDATED_AT)
         if updated is None:
             self._undated += 1
-            return row
-        if self.replication_method != "INCREMENTAL" or self._starting is None:
-            return row
-        return row if parse_timestamp(updated) >= self._starting else None
+        elif (
+            self.replication_method == "INCREMENTAL"
+            and self._starting is not None
+            and parse_timestamp(updated) < self._starting
+        ):
+            return None
+        self._emitted += 1
+        return row
 
     def _map_columns(self, live: list[Any]) -> None:
         """Map the table's live columns onto the schema's properties, by column id.
@@ -246,7 +248,10 @@ class TableRowsStream(MapTableStream):
         plan = plan_columns(
             self.schema.get("properties", {}), [c for c in live if isinstance(c, dict)]
         )
-        self._columns = plan.columns
+        # A deselected column is not read at all: its value must not reach the warehouse by
+        # way of `_invalid_values` either (the SDK only drops deselected top-level keys).
+        mask = self.mask
+        self._columns = [c for c in plan.columns if mask.get(("properties", c.prop_name), True)]
         if plan.drifted and not self._drift_reported:
             self._drift_reported = True
             self._report_drift(plan)

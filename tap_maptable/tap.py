@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -20,7 +21,7 @@ from tap_maptable.discovery import (
     select_tables,
     table_id_for,
 )
-from tap_maptable.errors import MapTableAPIError
+from tap_maptable.errors import ConfigurationError, MapTableAPIError
 from tap_maptable.inputs import check_catalog, normalise_state
 from tap_maptable.output import SingerOutput
 from tap_maptable.prefetch import Prefetcher
@@ -126,8 +127,12 @@ class TapMapTable(Tap):
         catalog: IO[str] | None = None,
     ) -> None:
         """Read the catalog and state files with clear errors, then run as the SDK does."""
-        catalog_text = _read_and_close(catalog) if catalog is not None else None
-        state_text = _read_and_close(state) if state is not None else None
+        with contextlib.ExitStack() as files:  # both closed on every path, errors included
+            for file in (catalog, state):
+                if file is not None:
+                    files.enter_context(file)
+            catalog_text = _read(catalog, "catalog") if catalog is not None else None
+            state_text = _read(state, "state") if state is not None else None
         if catalog_text is not None:
             parsed = parse_json_file(catalog_text, "catalog")
             check_catalog(parsed)
@@ -300,10 +305,13 @@ class TapMapTable(Tap):
         ]
 
 
-def _read_and_close(file: IO[str]) -> str:
-    """Read a `--catalog` or `--state` file and close it on every path, errors included."""
-    with file:
+def _read(file: IO[str], what: str) -> str:
+    """Read a `--catalog` or `--state` file, or say in one line that it is not text."""
+    try:
         return file.read()
+    except UnicodeDecodeError:
+        msg = f"invalid {what}: {getattr(file, 'name', 'the file')} is not UTF-8 text"
+        raise ConfigurationError(msg) from None
 
 
 if __name__ == "__main__":

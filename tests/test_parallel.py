@@ -159,12 +159,11 @@ def test_segments_held_ahead_stay_under_the_cap_while_the_current_table_is_slow(
         taken += 1
         time.sleep(0.05)  # a slow target: the background fetches run far ahead if they can
     with lock:
-        ahead = produced["B"] + produced["C"] + produced["D"]
-        current_ahead = produced["A"] - taken
-    # Other tables: the cap, plus one segment in hand per worker waiting for room.
-    assert ahead <= prefetcher.ahead_cap + prefetcher.workers
-    # The current table: its queue, plus one in hand.
-    assert current_ahead <= QUEUE_DEPTH + 1
+        held = sum(produced.values()) - taken
+    # Every segment fetched and not yet taken: the upcoming tables' cap, the current table's
+    # queue, and one in flight per worker.
+    assert held <= prefetcher.ahead_cap + QUEUE_DEPTH + prefetcher.workers
+    assert held < 4 * 50 - taken, "the background fetches were not held back at all"
     rest = sum(1 for _ in first) + taken
     assert rest == 50
     for name in "BCD":

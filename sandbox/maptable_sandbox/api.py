@@ -373,9 +373,12 @@ class ApiApp:
         size = _positive_int(query.get("pageSize", str(max(len(items), 1))))
         if page is None or size is None:
             return error(HTTP_BAD, BAD_PAGING)
+        start = (page - 1) * size
         if cap is not None:
-            size = min(size, cap)
-        return ok(items[(page - 1) * size : page * size])
+            served = min(size, cap)
+            start = (page - 1) * (served if self.config.page_offset == "served" else size)
+            size = served
+        return ok(items[start : start + size])
 
     def _workspace(self, kind: str, params: dict[str, str]) -> HttpResponse:
         ws_id = _positive_int(params["id"])

@@ -163,8 +163,15 @@ def _parser() -> argparse.ArgumentParser:
         "--page-size-cap",
         type=int,
         metavar="N",
-        help="serve at most N workspaces per page whatever pageSize asks (page counts pages of "
-        "the capped size); also caps an unpaged or --paging ignore list (default: no cap)",
+        help="serve at most N workspaces per page whatever pageSize asks; also caps an "
+        "unpaged or --paging ignore list (default: no cap)",
+    )
+    p.add_argument(
+        "--page-offset",
+        choices=("served", "asked"),
+        default="served",
+        help="with --page-size-cap, whether page counts pages of the size served or of the "
+        "size asked for (which skips what the cap left out) (default: %(default)s)",
     )
     data = p.add_argument_group("sample data")
     data.add_argument(
@@ -266,6 +273,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         port=args.port,
         refresh_ttl=args.refresh_ttl,
         page_size_cap=args.page_size_cap,
+        page_offset=args.page_offset,
         revoke_used_refresh_tokens=not args.keep_used_refresh_tokens,
         revoke_access_on_refresh=args.revoke_access_on_refresh,
         token_clock_skew_s=args.token_clock_skew,

@@ -149,8 +149,12 @@ class SandboxConfig:
     The opt-in misbehaviours (all off by default):
 
     Attributes:
-        page_size_cap: Serve at most this many workspaces per page, whatever ``pageSize`` asks
-            (``page`` still counts pages of the capped size); ``None``: no cap.
+        page_size_cap: Serve at most this many workspaces per page, whatever ``pageSize`` asks;
+            ``None``: no cap.
+        page_offset: With a cap, how ``page`` counts: ``"served"`` in pages of the capped size
+            (page 2 starts after the first page served), ``"asked"`` in pages of the size asked
+            for (page 2 starts at ``pageSize``, skipping what the cap left out: the common
+            ``LIMIT min(size, cap) OFFSET (page - 1) * size``).
         revoke_used_refresh_tokens: A used refresh token is refused (40102) from then on (the
             default, rotation); ``False``: a lenient server that accepts it again.
         revoke_access_on_refresh: A refresh also kills the access token issued with the refresh
@@ -183,6 +187,7 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 0
     page_size_cap: int | None = None
+    page_offset: Literal["served", "asked"] = "served"
     revoke_used_refresh_tokens: bool = True
     revoke_access_on_refresh: bool = False
     token_clock_skew_s: float = 0.0
@@ -209,6 +214,8 @@ class SandboxConfig:
         if self.token_ttl <= 0 or self.refresh_ttl <= 0 or math.isnan(self.token_ttl):
             _fail("token lifetimes must be > 0")
         check_page_size_cap(self.page_size_cap)
+        if self.page_offset not in ("served", "asked"):
+            _fail("page_offset must be 'served' or 'asked'")
         check_latency(self.latency_s)
         check_clock_skew(self.token_clock_skew_s)
 

@@ -83,10 +83,15 @@ def throttled_session(
     budget: RequestBudget,
     policy: RetryPolicy,
     before_send: Callable[[requests.PreparedRequest], None] | None = None,
+    connections: int = 10,
 ) -> requests.Session:
-    """A session whose every request pays into `budget` (both http and https)."""
+    """A session whose every request pays into `budget` (both http and https).
+
+    `connections` kept open per host: at least the requests in flight at once, or urllib3
+    discards (and reopens) connections under parallel requests.
+    """
     session = requests.Session()
-    adapter = ThrottledAdapter(budget, policy, before_send)
+    adapter = ThrottledAdapter(budget, policy, before_send, pool_maxsize=connections)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

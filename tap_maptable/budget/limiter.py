@@ -113,6 +113,8 @@ class RequestBudget:
         outlives this process, and must never hang the next run of the same app.
         """
         now = time.time()
+        if not math.isfinite(seconds):  # NaN compares false both ways: it would slip through
+            seconds = self.max_pause_s
         until = now + min(max(seconds, 0.0), self.max_pause_s)
         with self._lock:
             self._resume_at = max(self._resume_at, until)

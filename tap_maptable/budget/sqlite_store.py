@@ -8,6 +8,7 @@ killed one releases its lock with its file handles, and its window entries age o
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -150,7 +151,8 @@ class SQLiteRegistry:
         with self._lock:
             self._conn.execute(
                 "INSERT INTO budget_pauses VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET until = "
-                "CASE WHEN until > ? THEN excluded.until ELSE MAX(until, excluded.until) END",
+                "CASE WHEN typeof(until) NOT IN ('real', 'integer') OR until > ? "
+                "THEN excluded.until ELSE MAX(until, excluded.until) END",
                 (self._key, until, horizon),
             )
             self._conn.commit()
@@ -160,8 +162,10 @@ class SQLiteRegistry:
         row = self._conn.execute(
             "SELECT until FROM budget_pauses WHERE key = ?", (self._key,)
         ).fetchone()
-        until = float(row[0]) if row else 0.0
-        return until if until <= horizon else 0.0
+        value = row[0] if row else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return 0.0  # none, or not a time (NULL, text): not a pause of ours
+        return float(value) if math.isfinite(value) and value <= horizon else 0.0
 
     def close(self) -> None:
         """Forget this process's limit and close the connection."""

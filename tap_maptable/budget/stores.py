@@ -11,11 +11,11 @@ a pause after a 429, so that when one process is told to wait, all of them wait.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
 
 from tap_maptable.errors import MapTableError
 
@@ -93,25 +93,39 @@ class MemoryRegistry:
 
 
 def describe_store(url: str) -> str:
-    """The store's URL without any user or password (whatever the scheme), for logs and errors.
+    """The store's URL with no user, password, query or fragment (any scheme), for logs and errors.
 
-    Everything between the scheme and the last `@` is dropped, so a password containing `/`,
-    `#` or `@` (or a URL missing its `:`) cannot survive a parser's misreading; so are the query
-    and fragment, where some clients take a `password=` too.
+    A password may hold `/`, `?`, `#` or `@`, and a query may hold a `password=`: no parser
+    reads every such URL right. So the host is read twice, once dropping the query first and
+    once the user info first; when the two readings disagree the URL is ambiguous and its host
+    is not shown at all, rather than risk showing part of a password.
     """
-    safe = url
-    if "@" in url:
-        scheme = url.split("://", 1)[0] + "://" if "://" in url.split("@", 1)[0] else ""
-        safe = scheme + url.rsplit("@", 1)[1]
-    safe = safe.split("?", 1)[0].split("#", 1)[0]
-    if safe.startswith(("redis://", "rediss://")):
-        parts = urlsplit(safe)
-        try:
-            port = parts.port or 6379
-        except ValueError:
-            return f"{parts.scheme}://{parts.hostname}"
-        return f"{parts.scheme}://{parts.hostname}:{port}{parts.path or '/0'}"
-    return safe
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "(a URL without a scheme)"
+    if scheme == "sqlite":
+        return "sqlite://" + _QUERY.split(rest, maxsplit=1)[0]
+    query_first = _location(_QUERY.split(rest, maxsplit=1)[0])
+    user_first = _location(rest)
+    if query_first != user_first:
+        return f"{scheme}://(host not shown: the URL is ambiguous)"
+    host, path = user_first
+    if scheme in {"redis", "rediss"}:
+        name, colon, port = host.rpartition(":") if ":" in host.lstrip("[") else (host, "", "")
+        if colon and not port.isdigit():
+            return f"{scheme}://{name}"
+        return f"{scheme}://{name}:{port or 6379}{path or '/0'}"
+    return f"{scheme}://{host}{path}"
+
+
+_QUERY = re.compile(r"[?#]")
+
+
+def _location(rest: str) -> tuple[str, str]:
+    """Host (and port) and path of what follows `scheme://`, after the last `@`."""
+    after = rest.rsplit("@", 1)[-1]
+    host, slash, path = after.partition("/")
+    return host, slash + _QUERY.split(path, maxsplit=1)[0]
 
 
 def member_id() -> str:

@@ -74,7 +74,9 @@ def test_each_fault_kind_mid_run_loses_and_doubles_nothing(make_sandbox, fast_wa
         segment_size=20,
         faults=FaultPlan(schedule=dict.fromkeys(SCHEDULE, kind), timeout_delay=2.0),
     )
-    run = sync(tap_config(sandbox, request_timeout=1))
+    # The schedule numbers requests: one at a time, so that requests 5 and 6 are two requests,
+    # never a request and its own resend (two 401s in a row are rightly fatal).
+    run = sync(tap_config(sandbox, request_timeout=1, max_parallel_requests=1))
     assert_exactly_once(run, sandbox)
     assert _injected(sandbox, kind) == len(SCHEDULE)
     assert_no_tokens(sandbox, *(str(m) for m in run.messages))
