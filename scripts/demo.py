@@ -356,7 +356,10 @@ def demo() -> None:
             f"in all ({first[1]} + {second[1]}; each run also discovers the tables)."
         )
         python = os.path.relpath(sys.executable, ROOT)
-        explore = f"duckdb.connect('{DATABASE.relative_to(ROOT)}').sql('SHOW ALL TABLES').show()"
+        explore = (
+            f"conn = duckdb.connect('{DATABASE.relative_to(ROOT)}'); "
+            "conn.sql('SHOW ALL TABLES').show()"
+        )
         say(f'Explore: {python} -c "import duckdb; {explore}"')
     finally:
         sandbox.stop()

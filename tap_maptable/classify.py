@@ -171,8 +171,16 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def _host_of(exc: BaseException) -> str:
     request = getattr(exc, "request", None)
     url = getattr(request, "url", None)
-    host = urlsplit(url).hostname if isinstance(url, str) else None
-    return host or "MapTable"
+    if not isinstance(url, str):
+        return "MapTable"
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    host = parts.hostname or "MapTable"
+    return host if port in {None, default} else f"{host}:{port}"
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -8,7 +8,9 @@ list and details are kept for the run, a first segment until its stream takes it
 
 from __future__ import annotations
 
+import ast
 import base64
+import contextlib
 import logging
 import math
 import re
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tap_maptable import api
-from tap_maptable.errors import MapTableAPIError
+from tap_maptable.errors import ConfigurationError, MapTableAPIError
 from tap_maptable.prefetch import map_in_threads
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ LOGGER = logging.getLogger("tap_maptable.discovery")
 STREAM_PREFIX = "table_"
 _ENCODED_PREFIX = "table__"
 _SAFE_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_]*")
+# `TableRef.description`: "MapTable table 'Orders' (id tbl1) in project ..."
+_DESCRIBED = re.compile(r"MapTable \w+ (?P<name>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") \(id ")
 
 
 def stream_name_for(table_id: str) -> str:
@@ -70,6 +74,16 @@ class TableRef:
     workspace_id: str = ""
     workspace_type: str = ""
 
+    @classmethod
+    def from_description(cls, table_id: str, description: str) -> TableRef:
+        """A table named by a catalog: its name read back from the stream's `description`."""
+        match = _DESCRIBED.match(description)
+        name = description
+        if match:
+            with contextlib.suppress(ValueError, SyntaxError):
+                name = str(ast.literal_eval(match["name"]))
+        return cls(table_id=table_id, name=name)
+
     @property
     def stream_name(self) -> str:
         """`table_<tableId>`: ids are stable where names change."""
@@ -95,6 +109,11 @@ def select_tables(
     if not wanted:
         return tables
     known = {table.table_id for table in tables}
+    if not known & set(wanted):
+        # Not one table to extract: a nightly load would "succeed" with nothing in it.
+        names = ", ".join(sorted(wanted))
+        msg = f"invalid config: table_ids names no table {what} ({names})"
+        raise ConfigurationError(msg)
     for missing in sorted(set(wanted) - known):
         LOGGER.warning(
             "table_ids names table %s, which is not %s; skipping it (the other tables "

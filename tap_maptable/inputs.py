@@ -7,11 +7,14 @@ rows or waste requests.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import io
+import json
+from typing import IO, Any
 
 from tap_maptable.columns import ROW_ID, UPDATED_AT
 from tap_maptable.errors import ConfigurationError
-from tap_maptable.settings import is_datetime
+from tap_maptable.settings import is_datetime, parse_json_file
 
 
 def check_catalog(catalog: dict[str, Any]) -> None:
@@ -83,3 +86,34 @@ def _check_row_bookmark(stream: str, bookmark: dict[str, Any]) -> None:
     if value is not None and not is_datetime(value):
         msg = f"invalid state: stream {stream!r} has an unreadable bookmark {value!r:.60}"
         raise ConfigurationError(msg)
+
+
+def read_input_files(
+    catalog: IO[str] | None, state: IO[str] | None
+) -> tuple[IO[str] | None, IO[str] | None]:
+    """Read and check `--catalog` and `--state`, closing both on every path, errors included.
+
+    Returns them again as checked JSON in memory, for the SDK to read as it would the files.
+    """
+    with contextlib.ExitStack() as files:
+        for file in (catalog, state):
+            if file is not None:
+                files.enter_context(file)
+        catalog_text = _read(catalog, "catalog") if catalog is not None else None
+        state_text = _read(state, "state") if state is not None else None
+    if catalog_text is not None:
+        parsed = parse_json_file(catalog_text, "catalog")
+        check_catalog(parsed)
+        catalog = io.StringIO(json.dumps(parsed))
+    if state_text is not None:
+        state = io.StringIO(json.dumps(parse_json_file(state_text, "state")))
+    return catalog, state
+
+
+def _read(file: IO[str], what: str) -> str:
+    """Read a file, or say in one line that it is not text."""
+    try:
+        return file.read()
+    except UnicodeDecodeError:
+        msg = f"invalid {what}: {getattr(file, 'name', 'the file')} is not UTF-8 text"
+        raise ConfigurationError(msg) from None

@@ -47,10 +47,12 @@ class _DropSDKNoise(logging.Filter):
 
 
 _FILTER = _DropSDKNoise()
+for _early in ("tap-maptable", "singer_sdk"):
+    logging.getLogger(_early).addFilter(_FILTER)
 
 # The line each table ends with (`table_rows.py`), and how scripts read it back: the demo and the
 # end-to-end tests count the rows sent from it, since the SDK's metrics are off by default.
-TABLE_DONE_FORMAT = "%s (%s): %d rows sent%s, from %d segments in %.1f s%s."
+TABLE_DONE_FORMAT = "%s (%s): %d rows sent%s, from %d segment%s in %.1f s%s."
 TABLE_DONE = re.compile(r"(?P<stream>table_[A-Za-z0-9_]+) \(.*\): (?P<rows>\d+) rows sent")
 
 
@@ -61,7 +63,11 @@ def rows_sent(message: str) -> tuple[str, int] | None:
 
 
 def for_people() -> None:
-    """Quiet singer-sdk's noise on every handler, and its metrics unless they are asked for."""
+    """Quiet singer-sdk's noise on every handler, and its metrics unless they are asked for.
+
+    (The loggers that log before the tap exists, while the SDK reads the settings and builds
+    the streams, are filtered from the moment this module is imported.)
+    """
     for handler in _handlers():
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)

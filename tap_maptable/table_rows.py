@@ -150,9 +150,7 @@ class TableRowsStream(MapTableStream):
     def _log_done(self, emitted: int, segments: int, seconds: float) -> None:
         """One line per table, when it is done: what a person reading the log wants to know."""
         undated = (
-            f"; {self._undated} have no update time and are sent on every run"
-            if self._undated
-            else ""
+            f"; {self._undated} without an update time, sent on every run" if self._undated else ""
         )
         since = (
             f", updated since {self._starting.isoformat()}"
@@ -166,6 +164,7 @@ class TableRowsStream(MapTableStream):
             emitted,
             since,
             segments,
+            "" if segments == 1 else "s",
             seconds,
             undated,
         )

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import json
 from functools import cached_property, partial
 from typing import IO, TYPE_CHECKING, Any
 
@@ -21,8 +18,8 @@ from tap_maptable.discovery import (
     select_tables,
     table_id_for,
 )
-from tap_maptable.errors import ConfigurationError, MapTableAPIError
-from tap_maptable.inputs import check_catalog, normalise_state
+from tap_maptable.errors import MapTableAPIError
+from tap_maptable.inputs import check_catalog, normalise_state, read_input_files
 from tap_maptable.output import SingerOutput
 from tap_maptable.prefetch import Prefetcher
 from tap_maptable.settings import (
@@ -30,7 +27,6 @@ from tap_maptable.settings import (
     SETTINGS_SCHEMA,
     check_config,
     check_config_files,
-    parse_json_file,
 )
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
@@ -64,11 +60,10 @@ Settings (in the --config JSON file, or with --config ENV from TAP_MAPTABLE_<NAM
 \b
   tap-maptable --config config.json --discover > catalog.json
   tap-maptable --config config.json --catalog catalog.json --state state.json | target-...
-  tap-maptable --about            every setting, with its description
+  tap-maptable --about --format=markdown    every setting, its default and description
 
 Everything else (Meltano, warehouses, the request budget, when tables change,
-troubleshooting): the README, shipped as the package's description (`pip show -v tap-maptable`,
-or README.md in the source).
+troubleshooting): README.md in the tap's source, also the package's long description.
 """
 
 
@@ -127,18 +122,7 @@ class TapMapTable(Tap):
         catalog: IO[str] | None = None,
     ) -> None:
         """Read the catalog and state files with clear errors, then run as the SDK does."""
-        with contextlib.ExitStack() as files:  # both closed on every path, errors included
-            for file in (catalog, state):
-                if file is not None:
-                    files.enter_context(file)
-            catalog_text = _read(catalog, "catalog") if catalog is not None else None
-            state_text = _read(state, "state") if state is not None else None
-        if catalog_text is not None:
-            parsed = parse_json_file(catalog_text, "catalog")
-            check_catalog(parsed)
-            catalog = io.StringIO(json.dumps(parsed))
-        if state_text is not None:
-            state = io.StringIO(json.dumps(parse_json_file(state_text, "state")))
+        catalog, state = read_input_files(catalog, state)
         super().invoke(
             about=about, about_format=about_format, config=config, state=state, catalog=catalog
         )
@@ -253,9 +237,11 @@ class TapMapTable(Tap):
 
         A catalog is a snapshot: a table created since it was written is not extracted, and a
         data engineer must hear of it rather than find it missing in the warehouse months later.
-        The first table stream to sync asks. It costs no request: the workspace details were
-        read by then when the projects or table_nodes stream is selected (as by default); a run
-        that selects only some tables reads no detail, and says so once at INFO.
+        The first table stream to sync asks. It costs no request of its own: when the projects
+        or table_nodes stream is selected (as by default) the run reads every workspace detail
+        anyway, and reading them now only moves those requests earlier (the SDK syncs the
+        `table_*` streams before `workspaces` and its children); a run that selects neither
+        reads no detail, and says so once at INFO.
         """
         if self.input_catalog is None or self._catalog_coverage_checked:
             return
@@ -263,7 +249,9 @@ class TapMapTable(Tap):
         named = {
             table_id_for(name) for name in self.input_catalog if name.startswith(STREAM_PREFIX)
         }
-        tables = self.directory.tables_if_read()
+        structure = (self.streams.get(ProjectsStream.name), self.streams.get(TableNodesStream.name))
+        reads_details = any(stream is not None and stream.selected for stream in structure)
+        tables = self.directory.tables() if reads_details else self.directory.tables_if_read()
         if tables is None:
             self.logger.info(
                 "Tables added to MapTable since the catalog was written are not looked for: "
@@ -287,9 +275,8 @@ class TapMapTable(Tap):
             ):
                 continue
             schema = entry.schema.to_dict()
-            table = TableRef(
-                table_id=table_id_for(entry.tap_stream_id),
-                name=str(schema.get("description") or ""),
+            table = TableRef.from_description(
+                table_id_for(entry.tap_stream_id), str(schema.get("description") or "")
             )
             tables.append((table, schema))
         wanted = {
@@ -303,15 +290,6 @@ class TapMapTable(Tap):
             for table, schema in tables
             if table.table_id in wanted
         ]
-
-
-def _read(file: IO[str], what: str) -> str:
-    """Read a `--catalog` or `--state` file, or say in one line that it is not text."""
-    try:
-        return file.read()
-    except UnicodeDecodeError:
-        msg = f"invalid {what}: {getattr(file, 'name', 'the file')} is not UTF-8 text"
-        raise ConfigurationError(msg) from None
 
 
 if __name__ == "__main__":

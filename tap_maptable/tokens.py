@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import logging
@@ -128,8 +127,3 @@ class TokenCache:
             tmp.replace(self.path)
         except OSError as exc:
             LOGGER.debug("could not cache the token pair: %s", type(exc).__name__)
-
-    def clear(self) -> None:
-        """Forget the pair (it was refused)."""
-        with contextlib.suppress(OSError):
-            self.path.unlink()

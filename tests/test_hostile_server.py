@@ -352,12 +352,10 @@ def test_a_name_that_does_not_resolve_fails_at_once_in_one_line(sandbox) -> None
 
 def test_a_refused_connection_is_retried_max_tries_times_in_all(sandbox) -> None:
     max_tries = 2
-    config = {
-        **tap_config(sandbox, max_tries=max_tries),
-        "api_url": f"http://127.0.0.1:{_free_port()}",
-    }
+    port = _free_port()
+    config = {**tap_config(sandbox, max_tries=max_tries), "api_url": f"http://127.0.0.1:{port}"}
     run, seconds = _timed_cli(config, timeout=60)
-    _assert_network_line(run, "cannot reach 127.0.0.1: the connection was refused")
+    _assert_network_line(run, f"cannot reach 127.0.0.1:{port}: the connection was refused")
     retries = _log_lines(run, "Retrying")
     # `max_tries` tries in all (retry.py, settings.py): the first and max_tries - 1 retries.
     assert len(retries) <= max_tries - 1, (
@@ -429,7 +427,8 @@ def test_a_certificate_that_does_not_verify_fails_fast_in_one_line(
     config = {**tap_config(sandbox), "api_url": f"https://127.0.0.1:{self_signed_https}"}
     run, seconds = _timed_cli(config)
     last = _assert_network_line(run, "its TLS certificate does not verify")
-    assert last == ERROR_PREFIX + "cannot reach 127.0.0.1: its TLS certificate does not verify"
+    expected = f"cannot reach 127.0.0.1:{self_signed_https}: its TLS certificate does not verify"
+    assert last == ERROR_PREFIX + expected
     assert not _log_lines(run, "Retrying")
     assert seconds < 15
 

@@ -132,7 +132,7 @@ def test_full_table_run_resends_every_row_and_leaves_deleted_rows_stale(
     """target-duckdb ignores ACTIVATE_VERSION: a row deleted in MapTable stays, not re-stamped.
 
     After a FULL_TABLE run, the rows whose `_sdc_batched_at` did not advance are the deleted ones
-    (docs/meltano-and-warehouses.md shows the query).
+    (README.md, "Warehouses", shows the query).
     """
     sandbox = make_sandbox()
     db = tmp_path / "warehouse.duckdb"

@@ -211,3 +211,16 @@ def test_an_unknown_table_id_with_a_catalog_warns_and_the_rest_is_extracted(
     assert any("tblDoesNotExist" in line and "WARNING" in line for line in run.stderr.splitlines())
     assert {s for s in run.records if is_row_stream(s)} == {stream_of(known)}
     assert run.records["workspaces"]
+
+
+@pytest.mark.parametrize("with_catalog", [False, True], ids=["discovery", "catalog"])
+def test_table_ids_naming_no_table_at_all_is_an_error_not_an_empty_load(
+    sandbox, catalog_path, with_catalog
+) -> None:
+    config = tap_config(sandbox, table_ids=["tblDoesNotExist", "tblNorThis"])
+    args = ["--catalog", str(catalog_path)] if with_catalog else []
+    run = run_cli(args, config)
+    last = assert_one_clear_line(run)
+    assert "table_ids names no table" in last
+    assert "tblDoesNotExist" in last
+    assert not [s for s in run.records if is_row_stream(s)]
