@@ -181,7 +181,7 @@ def _describe(error: ValidationError) -> str:
         return f"unknown setting {names}" if len(extra) == 1 else f"unknown settings {names}"
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-        return f"missing required setting {missing!r}"
+        return f"missing required setting {missing!r} (give --config FILE, or --config ENV)"
     if error.validator == "type":
         expected = error.validator_value
         kinds = [expected] if isinstance(expected, str) else list(expected)

@@ -61,7 +61,7 @@ tap-maptable repository, and the package's long description).
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="maptable-sandbox",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", "`"),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
