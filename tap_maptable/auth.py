@@ -154,7 +154,8 @@ class MapTableAuthenticator(AuthBase):
                 # Another process of this app rotated the pair and cached the new one.
                 LOGGER.info("Token refresh was refused; using the pair another run renewed.")
                 return newer
-            LOGGER.info("Token refresh was refused (%s); logging in again.", exc)
+            reason = str(exc).removeprefix("authentication failed: ")  # not a failure: we go on
+            LOGGER.info("Token refresh was refused (%s); logging in again.", reason)
             return self._login()
         self._remember(refreshed)
         return refreshed
