@@ -7,34 +7,20 @@ catalog written before the table was edited, as a packaged install's cached cata
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from tests.e2e.support import meltano, meltano_env, stream_of, unique
 from tests.e2e.warehouse import Warehouse, as_json, as_number, as_utc, expected_time
+from tests.e2e.warehouse import opened_duckdb as opened
 from tests.helpers import discover, select_only, tap_config
 from tests.test_drift import TEXT, expected, ids_by_property, invalid_values, two_amount_table
 
 pytestmark = [pytest.mark.xdist_group("meltano"), pytest.mark.slow]
 
 PIPELINE = ["tap-maptable", "target-duckdb"]
-
-
-@contextlib.contextmanager
-def opened(path: Path) -> Iterator[Warehouse]:
-    """The DuckDB file, read-only (the target has exited)."""
-    conn = duckdb.connect(str(path), read_only=True)
-    try:
-        # target-duckdb folds names to lower case and loads empty strings as NULL (CSV import).
-        yield Warehouse(conn, lower_names=True, empty_text_is_null=True)
-    finally:
-        conn.close()
 
 
 def landed_form(schema: dict[str, Any]) -> tuple[Any, Any]:

@@ -4,12 +4,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from tap_maptable.columns import parse_timestamp
@@ -29,22 +26,12 @@ from tests.e2e.support import (
     truth_rows,
     unique,
 )
-from tests.e2e.warehouse import FIXED_STREAMS, Warehouse, check_entities, check_rows
+from tests.e2e.warehouse import FIXED_STREAMS, check_entities, check_rows
+from tests.e2e.warehouse import opened_duckdb as opened
 
 pytestmark = [pytest.mark.xdist_group("meltano"), pytest.mark.slow]
 
 PIPELINE = ["tap-maptable", "target-duckdb"]
-
-
-@contextlib.contextmanager
-def opened(path: Path) -> Iterator[Warehouse]:
-    """The DuckDB file, read-only (the target has exited)."""
-    conn = duckdb.connect(str(path), read_only=True)
-    try:
-        # target-duckdb folds names to lower case and loads empty strings as NULL (CSV import).
-        yield Warehouse(conn, lower_names=True, empty_text_is_null=True)
-    finally:
-        conn.close()
 
 
 def batched(path: Path, table: str) -> dict[str, object]:

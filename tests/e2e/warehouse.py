@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tap_maptable.columns import parse_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 SCHEMA = "maptable"
 FIXED_STREAMS = ("workspaces", "projects", "table_nodes")
@@ -144,3 +149,16 @@ def check_entities(wh: Warehouse, truth: dict[str, set[str]]) -> None:
     for table in ("projects", "table_nodes"):
         ids = [str(r[0]) for r in wh.values(table, "id")]
         assert sorted(ids) == sorted(truth[table]), f"{table}: ids differ from the sandbox's"
+
+
+@contextlib.contextmanager
+def opened_duckdb(path: Path) -> Iterator[Warehouse]:
+    """A DuckDB warehouse file, read-only (the target has exited)."""
+    import duckdb  # noqa: PLC0415 - only the DuckDB tests need it
+
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        # target-duckdb folds names to lower case and loads empty strings as NULL (CSV import).
+        yield Warehouse(conn, lower_names=True, empty_text_is_null=True)
+    finally:
+        conn.close()
