@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tap_maptable import api
+from tap_maptable.exact import json_float
 
 if TYPE_CHECKING:
     import requests
@@ -77,7 +78,8 @@ def _parse(response: requests.Response) -> Envelope:
         msg = "the server answered with an HTML page (a proxy or gateway error), not JSON"
         raise EnvelopeError(msg)
     try:
-        payload = json.loads(body)
+        # Number literals with a fraction stay exact (`exact.json_float`): no digit is lost.
+        payload = json.loads(body, parse_float=json_float)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         msg = f"the response body is not valid JSON ({len(body)} bytes; truncated?)"
         raise EnvelopeError(msg) from exc

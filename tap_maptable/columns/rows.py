@@ -9,7 +9,6 @@ emits. Values that do not fit their property's schema are kept in `_invalid_valu
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +28,10 @@ from tap_maptable.columns.schema import (
 from tap_maptable.columns.values import (
     Coercer,
     InvalidValueError,
-    coercer_for,
-    coercer_for_type,
+    coercer_for_column,
     parse_datetime,
 )
+from tap_maptable.exact import json_text
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,10 +55,7 @@ class Column:
 
     def __post_init__(self) -> None:
         """Choose the coercer of this column's values, once."""
-        if self.property_schema is None:
-            coerce = coercer_for_type(self.type)
-        else:
-            coerce = coercer_for(self.property_schema)
+        coerce = coercer_for_column(self.type, self.property_schema)
         object.__setattr__(self, "coerce", coerce)
 
     @property
@@ -120,7 +116,7 @@ def row_record(row: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
         except InvalidValueError:
             record[column.prop_name] = None
             invalid[column.prop_name] = raw
-    record[INVALID_VALUES] = json.dumps(invalid, ensure_ascii=False) if invalid else None
+    record[INVALID_VALUES] = json_text(invalid) if invalid else None
     return record
 
 

@@ -30,22 +30,46 @@ ROW_PROPERTIES: Final = (ROW_ID, CREATED_AT, UPDATED_AT, CREATOR_ID, UPDATER_ID,
 # A column property's `description` is this prefix and a JSON object: {"id", "name", "type"}.
 COLUMN_DESCRIPTION_PREFIX: Final = "MapTable column "
 
+# Types whose cells are text. `singleChoice` cells hold the option's name (option id = name).
 TEXT_TYPES: Final = frozenset(
     {"singleLineText", "multiLineText", "singleChoice", "email", "url", "phone", "text"}
 )
+# A hyperlink cell, in one shape whatever MapTable stored (a URL, or a link with display text).
+HYPERLINK_LINK: Final = "link"
+HYPERLINK_TEXT: Final = "text"
 
 NULLABLE_STRING: Final[dict[str, Any]] = {"type": ["string", "null"]}
 DATE_TIME: Final[dict[str, Any]] = {"type": ["string", "null"], "format": "date-time"}
 _NUMBER: Final[dict[str, Any]] = {"type": ["number", "null"]}
+_BOOLEAN: Final[dict[str, Any]] = {"type": ["boolean", "null"]}
 _COORDINATE: Final[dict[str, Any]] = {
     "type": ["object", "null"],
     "properties": {"lng": {"type": ["number", "null"]}, "lat": {"type": ["number", "null"]}},
 }
+_HYPERLINK: Final[dict[str, Any]] = {
+    "type": ["object", "null"],
+    "properties": {
+        HYPERLINK_LINK: {"type": ["string", "null"]},
+        HYPERLINK_TEXT: {"type": ["string", "null"]},
+    },
+}
+# File records: MapTable documents no fields of its own, so each record is kept whole.
+_ATTACHMENTS: Final[dict[str, Any]] = {"type": ["array", "null"], "items": {"type": "object"}}
 # A type the tap has not seen yet: accept any JSON value, so a new column type never fails a sync.
 # (Not `{}`: the SDK's record conformance and most targets need a `type` to pick a column type;
 # with `object` and `array` listed, SQL targets store such a column as JSON.)
 _ANY: Final[dict[str, Any]] = {
     "type": ["object", "array", "string", "number", "boolean", "null"],
+}
+# The schema of each documented column type (MapTable's column-type reference); `number` covers
+# every number format (currency, percentage as the stored fraction, commaNumber).
+_BY_TYPE: Final[dict[str, dict[str, Any]]] = {
+    "number": _NUMBER,
+    "datetime": DATE_TIME,
+    "boolean": _BOOLEAN,
+    "hyperlink": _HYPERLINK,
+    "attachment": _ATTACHMENTS,
+    "coordinate": _COORDINATE,
 }
 
 
@@ -61,12 +85,7 @@ def schema_for_type(column_type: str) -> dict[str, Any]:
     """Map a MapTable column type to JSON Schema (a copy); unknown types get a permissive one."""
     if column_type in TEXT_TYPES:
         return copy.deepcopy(NULLABLE_STRING)
-    by_type: dict[str, dict[str, Any]] = {
-        "number": _NUMBER,
-        "datetime": DATE_TIME,
-        "coordinate": _COORDINATE,
-    }
-    return copy.deepcopy(by_type.get(column_type, _ANY))
+    return copy.deepcopy(_BY_TYPE.get(column_type, _ANY))
 
 
 def column_description(identity: ColumnIdentity) -> str:

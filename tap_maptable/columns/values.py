@@ -12,13 +12,25 @@ no data is lost and a target never receives a value that contradicts the schema 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Final
 
-from tap_maptable.columns.schema import TEXT_TYPES, schema_for_type
+from tap_maptable.columns.schema import (
+    HYPERLINK_LINK,
+    HYPERLINK_TEXT,
+    TEXT_TYPES,
+    schema_for_type,
+)
+from tap_maptable.exact import (
+    NotANumberError,
+    OutOfRangeError,
+    exact_number,
+    json_text,
+    number_from_text,
+)
 
 GO_ZERO_TIME_YEAR: Final = 1
 _EPOCH_MS_THRESHOLD: Final = 100_000_000_000  # larger numbers are epoch milliseconds
@@ -33,6 +45,8 @@ KIND_COORDINATE: Final = "coordinate"
 KIND_BOOLEAN: Final = "boolean"
 KIND_OBJECT: Final = "object"
 KIND_ARRAY: Final = "array"
+KIND_HYPERLINK: Final = "hyperlink"  # {"link", "text"}
+KIND_FILES: Final = "files"  # a list of file records (objects)
 KIND_ANY: Final = "any"  # no type, or every JSON type: values as they are
 KIND_MIXED: Final = "mixed"  # some other set of types: values of one of them, as they are
 
@@ -60,14 +74,23 @@ def schema_kind(schema: Mapping[str, Any]) -> str:
     elif types == {"integer"}:
         kind = KIND_INTEGER
     elif types == {"object"}:
-        inner = schema.get("properties")
-        is_coordinate = isinstance(inner, Mapping) and {"lng", "lat"} <= set(inner)
-        kind = KIND_COORDINATE if is_coordinate else KIND_OBJECT
+        kind = _object_kind(schema.get("properties"))
     elif types == {"boolean"}:
         kind = KIND_BOOLEAN
     elif types == {"array"}:
-        kind = KIND_ARRAY
+        items = schema.get("items")
+        of_objects = isinstance(items, Mapping) and _declared_types(items) == frozenset({"object"})
+        kind = KIND_FILES if of_objects else KIND_ARRAY
     return kind
+
+
+def _object_kind(inner: Any) -> str:
+    keys = set(inner) if isinstance(inner, Mapping) else set()
+    if {"lng", "lat"} <= keys:
+        return KIND_COORDINATE
+    if {HYPERLINK_LINK, HYPERLINK_TEXT} <= keys:
+        return KIND_HYPERLINK
+    return KIND_OBJECT
 
 
 def coercer_for(schema: Mapping[str, Any]) -> Coercer:
@@ -92,6 +115,19 @@ def _declared_types(schema: Mapping[str, Any]) -> frozenset[str] | None:
 def coercer_for_type(column_type: str) -> Coercer:
     """The coercer of a column type's values (the schema of that type, with shortcuts)."""
     return _TYPE_COERCERS.get(column_type) or coercer_for(schema_for_type(column_type))
+
+
+def coercer_for_column(column_type: str, schema: Mapping[str, Any] | None) -> Coercer:
+    """The coercer of a column emitted under `schema` (None: its type's own schema).
+
+    When the schema asks for the same kind of value as the column's type gives (the usual
+    case), the type's own coercer reads the cells: it knows the type's cell shapes (a datetime
+    column's epoch milliseconds, a choice's option object). Otherwise (a column retyped since
+    the catalog was written) the schema's coercer conforms whatever the cells now hold.
+    """
+    if schema is None or schema_kind(schema) == schema_kind(schema_for_type(column_type)):
+        return coercer_for_type(column_type)
+    return coercer_for(schema)
 
 
 def coerce_value(column_type: str, value: Any) -> Any:
@@ -147,10 +183,18 @@ def parse_timestamp(value: str) -> datetime:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json_text(value)
 
 
-def _number(value: Any) -> int | float:
+def _choice(value: Any) -> str:
+    """A singleChoice cell holds its option's name; an option object is read for its name."""
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return str(value["name"])
+    return _text(value)
+
+
+def _number(value: Any) -> int | float | Decimal:
+    """Any number exactly (see `tap_maptable.exact`); text only in ASCII decimal notation."""
     if isinstance(value, bool):
         raise InvalidValueError(value)
     if isinstance(value, int):
@@ -159,34 +203,92 @@ def _number(value: Any) -> int | float:
         if not math.isfinite(value):
             raise InvalidValueError(value)
         return value
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError as exc:
-            raise InvalidValueError(value) from exc
-        if not math.isfinite(number):
-            raise InvalidValueError(value)
-        return int(number) if number.is_integer() and "." not in value else number
+    try:
+        if isinstance(value, Decimal):
+            return exact_number(value)
+        if isinstance(value, str):
+            return number_from_text(value)
+    except (NotANumberError, OutOfRangeError) as exc:
+        raise InvalidValueError(value) from exc
     raise InvalidValueError(value)
 
 
 def _integer(value: Any) -> int:
     number = _number(value)
-    if isinstance(number, float):
-        if not number.is_integer():
+    if isinstance(number, int):
+        return number
+    if number != int(number):
+        raise InvalidValueError(value)
+    return int(number)
+
+
+def _boolean(value: Any) -> bool:
+    """true/false; the words "true" and "false" (any case) too, as a CSV import may leave."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[value.strip().lower()]
+    raise InvalidValueError(value)
+
+
+def _hyperlink(value: Any) -> dict[str, str | None]:
+    """One shape for both forms MapTable stores: a URL, or a link with its display text.
+
+    `{"link": url, "text": display text or null}`; `url` and `name` are the aliases MapTable
+    accepts on write, read here too.
+    """
+    if isinstance(value, str):
+        return {HYPERLINK_LINK: value, HYPERLINK_TEXT: None}
+    if not isinstance(value, dict):
+        raise InvalidValueError(value)
+    link = _first_text(value, (HYPERLINK_LINK, "url"))
+    text = _first_text(value, (HYPERLINK_TEXT, "name"))
+    if link is None:
+        raise InvalidValueError(value)
+    return {HYPERLINK_LINK: link, HYPERLINK_TEXT: text}
+
+
+def _first_text(value: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        item = value.get(key)
+        if isinstance(item, str):
+            return item
+    return None
+
+
+def _files(value: Any) -> list[dict[str, Any]]:
+    """A list of file records; a bare file id (the write form) becomes `{"fileID": id}`."""
+    if not isinstance(value, list):
+        raise InvalidValueError(value)
+    files: list[dict[str, Any]] = []
+    for item in value:
+        if isinstance(item, dict):
+            files.append(item)
+        elif isinstance(item, str):
+            files.append({"fileID": item})
+        else:
             raise InvalidValueError(value)
-        return int(number)
-    return number
+    return files
 
 
-def _coordinate(value: Any) -> dict[str, float]:
+def datetime_cell(value: Any) -> str | None:
+    """A datetime cell: epoch milliseconds (as MapTable stores them), or text."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        try:
+            seconds = float(value) / 1000
+        except OverflowError as exc:
+            raise InvalidValueError(value) from exc
+        return parse_datetime(seconds)
+    return parse_datetime(value)
+
+
+def _coordinate(value: Any) -> dict[str, int | float | Decimal]:
     if not isinstance(value, dict):
         raise InvalidValueError(value)
     try:
-        lng, lat = float(_number(value["lng"])), float(_number(value["lat"]))
-    except (KeyError, InvalidValueError, OverflowError) as exc:
+        return {"lng": _number(value["lng"]), "lat": _number(value["lat"])}
+    except KeyError as exc:
         raise InvalidValueError(value) from exc
-    return {"lng": lng, "lat": lat}
 
 
 def _instance_of(kind: type) -> Coercer:
@@ -211,6 +313,8 @@ def _json_types(value: Any) -> frozenset[str]:
         found = frozenset({"integer", "number"})
     elif isinstance(value, float) and math.isfinite(value):
         found = frozenset({"integer", "number"} if value.is_integer() else {"number"})
+    elif isinstance(value, Decimal) and value.is_finite():
+        found = frozenset({"integer", "number"} if value == value.to_integral() else {"number"})
     elif isinstance(value, str):
         found = frozenset({"string"})
     elif isinstance(value, dict):
@@ -226,20 +330,27 @@ def _of_types(value: Any, types: frozenset[str]) -> Any:
     return value
 
 
+_BOOLEAN_WORDS: Final = {"true": True, "false": False}
 _COERCERS: Final[dict[str, Coercer]] = {
     KIND_STRING: _text,
     KIND_NUMBER: _number,
     KIND_INTEGER: _integer,
     KIND_DATE_TIME: parse_datetime,
     KIND_COORDINATE: _coordinate,
-    KIND_BOOLEAN: _instance_of(bool),
+    KIND_BOOLEAN: _boolean,
+    KIND_HYPERLINK: _hyperlink,
+    KIND_FILES: _files,
     KIND_OBJECT: _instance_of(dict),
     KIND_ARRAY: _instance_of(list),
     KIND_ANY: _as_is,
 }
 _TYPE_COERCERS: Final[dict[str, Coercer]] = {
     **dict.fromkeys(TEXT_TYPES, _text),
+    "singleChoice": _choice,
     "number": _number,
-    "datetime": parse_datetime,
+    "datetime": datetime_cell,
+    "boolean": _boolean,
+    "hyperlink": _hyperlink,
+    "attachment": _files,
     "coordinate": _coordinate,
 }

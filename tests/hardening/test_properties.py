@@ -37,13 +37,13 @@ from tap_maptable.columns import (
     coerce_value,
     column_id_key,
     name_columns,
-    parse_datetime,
     row_record,
     row_schema,
     schema_for_type,
 )
 from tap_maptable.envelope import Envelope, EnvelopeError, read_envelope, signal_code
 from tap_maptable.errors import SegmentLoopError
+from tap_maptable.exact import json_safe
 from tap_maptable.pagination import SegmentPaginator
 
 EXAMPLES = 200
@@ -52,7 +52,16 @@ PROPERTY = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-COLUMN_TYPES = [*sorted(TEXT_TYPES), "number", "datetime", "coordinate", "attachment", ""]
+COLUMN_TYPES = [
+    *sorted(TEXT_TYPES),
+    "number",
+    "datetime",
+    "coordinate",
+    "attachment",
+    "boolean",
+    "hyperlink",
+    "",
+]
 RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
 )
@@ -107,6 +116,16 @@ def _parses(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _strict_json(text: str) -> Any:
+    """JSON as the standard defines it: `NaN` and `Infinity` are not JSON."""
+
+    def refuse(constant: str) -> Any:
+        msg = f"_invalid_values holds {constant}, which is not JSON"
+        raise AssertionError(msg)
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def _same_json(a: Any, b: Any) -> bool:
@@ -321,7 +340,7 @@ def test_row_records_never_raise_fit_the_schema_and_keep_dropped_values(
     assert set(record) == set(schema["properties"])
     for prop, value in record.items():
         assert _fits(value, schema["properties"][prop]), f"{prop}: {value!r}"
-    invalid = json.loads(record[INVALID_VALUES]) if record[INVALID_VALUES] else {}
+    invalid = _strict_json(record[INVALID_VALUES]) if record[INVALID_VALUES] else {}
     cells = row["cells"] if isinstance(row["cells"], dict) else {}
     for column in columns:
         raw = cells.get(column.id)
@@ -329,14 +348,14 @@ def test_row_records_never_raise_fit_the_schema_and_keep_dropped_values(
             if _means_no_time(column, raw):  # documented: blank or Go's zero time is "no time"
                 continue
             assert column.prop_name in invalid, f"{column.prop_name}: {raw!r} was dropped"
-            assert _same_json(invalid[column.prop_name], raw)
+            assert _same_json(invalid[column.prop_name], json_safe(raw))
 
 
 def _means_no_time(column: Column, raw: Any) -> bool:
     if column.schema.get("format") != "date-time":
         return False
     try:
-        return parse_datetime(raw) is None
+        return column.coerce(raw) is None
     except InvalidValueError:
         return False
 
