@@ -21,7 +21,12 @@ from singer_sdk.exceptions import (
 
 from tap_maptable import prefetch, stopping
 from tap_maptable.classify import network_failure
-from tap_maptable.errors import MapTableError, one_line
+from tap_maptable.errors import (
+    EXIT_TABLES_SKIPPED,
+    MapTableError,
+    TablesSkippedError,
+    one_line,
+)
 from tap_maptable.stopping import StopRequestedError
 from tap_maptable.tap import TapMapTable
 
@@ -31,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     stopping.install()
     try:
         code = TapMapTable.cli.main(args=argv, prog_name="tap-maptable", standalone_mode=False)
+    except TablesSkippedError as exc:
+        _fail(str(exc), code=EXIT_TABLES_SKIPPED, label="warning")
     except StopRequestedError as exc:
         _flush_emitted()
         _fail(f"{exc}; the next run resumes from the last STATE emitted", code=exc.exit_code)
@@ -57,7 +64,7 @@ def _flush_emitted() -> None:
         sys.stdout.flush()
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1, label: str = "error") -> None:
     prefetch.stop_all()  # no background fetch may log after the run's last line
-    sys.stderr.write(f"tap-maptable: error: {one_line(message, limit=500)}\n")
+    sys.stderr.write(f"tap-maptable: {label}: {one_line(message, limit=2000)}\n")
     sys.exit(code or 1)

@@ -29,6 +29,28 @@ class MapTableStream(RESTStream[Any]):
     """A MapTable endpoint: one envelope, one way to fail, one way to retry."""
 
     _tap: TapMapTable
+    _pending_version: int | None = None
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """FULL_TABLE syncs announce a table version, so targets can drop deleted rows."""
+        return True
+
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        """Hold ACTIVATE_VERSION until the stream has been read completely (`activate_version`).
+
+        The SDK sends it before the first record, and SQL targets then drop every older row
+        at once: a run that failed half-way would leave the warehouse with half a table. Sent
+        after the last record, it removes exactly the rows MapTable no longer has. (A private
+        SDK method: there is no public hook for when the message is written.)
+        """
+        self._pending_version = full_table_version
+
+    def activate_version(self) -> None:
+        """After a complete read: send the held ACTIVATE_VERSION (FULL_TABLE syncs only)."""
+        version, self._pending_version = self._pending_version, None
+        if version is not None:
+            super()._write_activate_version_message(version)
 
     @property
     def connection(self) -> MapTableConnection:

@@ -24,7 +24,7 @@ from tap_maptable.errors import ConfigurationError, MapTableAPIError
 from tap_maptable.prefetch import map_in_threads
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from tap_maptable.connection import MapTableConnection
 
@@ -60,6 +60,14 @@ def table_id_for(stream_name: str) -> str:
 def segment_path(table_id: str) -> str:
     """The path of a table's segments, its id URL-encoded."""
     return api.TABLE_SEGMENT_PATH.format(tableId=quote(table_id, safe=""))
+
+
+@dataclass(frozen=True)
+class WorkspaceKey:
+    """A workspace, as the API names it: ids are unique within a type only."""
+
+    type: str
+    id: str
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,7 @@ class Directory:
         self._details: dict[tuple[str, str], dict[str, Any] | Exception] = {}
         self._first_segments: dict[str, dict[str, Any] | Exception] = {}
         self._read_at: dict[str, datetime] = {}
+        self._unreadable: set[tuple[str, str]] = set()
 
     def workspaces(self) -> list[dict[str, Any]]:
         """Every workspace the app can see, each once (ids as strings)."""
@@ -278,12 +287,38 @@ class Directory:
         kept = self._first_segments.pop(table_id, None)
         return None if kept is None else _unwrap(kept)
 
+    def projects(self) -> Iterator[tuple[WorkspaceKey, dict[str, Any]]]:
+        """Every project of every workspace whose detail can be read, with its workspace."""
+        for workspace in self.workspaces():
+            key = WorkspaceKey(type=str(workspace["type"]), id=str(workspace["id"]))
+            for project in self._projects(workspace):
+                yield key, project
+
+    def every_detail_read(self, stream: str) -> bool:
+        """Whether every workspace's detail was read (else `stream` is told why not, once).
+
+        A stream of what the details hold may let the target drop what it did not send only
+        when it sent everything: a workspace this run could not read keeps its projects.
+        """
+        if not self._unreadable:
+            return True
+        LOGGER.warning(
+            "%s: no ACTIVATE_VERSION this run (what MapTable deleted stays in the warehouse "
+            "until a run reads every workspace): the detail of workspace(s) %s could not be read.",
+            stream,
+            ", ".join(f"{k[0]}/{k[1]}" for k in sorted(self._unreadable)),
+        )
+        return False
+
     def _projects(self, workspace: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             detail = self.workspace_detail(str(workspace["type"]), str(workspace["id"]))
         except MapTableAPIError as exc:
             if not exc.client_error:
                 raise
+            if (str(workspace["type"]), str(workspace["id"])) in self._unreadable:
+                return []
+            self._unreadable.add((str(workspace["type"]), str(workspace["id"])))
             LOGGER.warning(
                 "Skipping workspace %s/%s during discovery: %s",
                 workspace["type"],

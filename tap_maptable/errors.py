@@ -51,6 +51,38 @@ class SegmentLoopError(MapTableError, FatalAPIError):
     """The server sent a table segment the tap has already read: paging would never end."""
 
 
+class ColumnShapeError(MapTableError):
+    """A table's first segment has no columns the tap can map (no list, or columns without ids)."""
+
+
+class TablesSkippedError(MapTableError):
+    """The run extracted every table it could, but skipped some it could not read.
+
+    Raised after the last STATE, so that everything extracted is committed; the command line
+    reports it in one line and exits with `EXIT_TABLES_SKIPPED`, which a scheduler can tell from
+    a failed run (1) and from a complete one (0).
+    """
+
+    def __init__(self, skipped: list[tuple[str, str]]) -> None:
+        """`skipped`: each skipped stream and why."""
+        listed = "; ".join(f"{stream}: {why}" for stream, why in skipped)
+        super().__init__(
+            f"{len(skipped)} table(s) skipped, every other table was extracted: {listed}"
+        )
+        self.skipped = skipped
+
+
+# Exit code of a run that extracted every table but the skipped ones (see TablesSkippedError).
+EXIT_TABLES_SKIPPED = 3
+
+# What concerns one table alone, during a sync: the run skips that table (its bookmark stays
+# where it was) and extracts the others. An API error here is a 4xx other than 401/429, or an
+# envelope code that is neither transient, a token refusal nor a rate limit: an answer about
+# this table (gone, not this app's to read). Authentication, budget, network and transient
+# failures that outlast their tries are not here: they concern every table, and end the run.
+TABLE_ERRORS: tuple[type[Exception], ...] = (MapTableAPIError, SegmentLoopError, ColumnShapeError)
+
+
 def describe_failure(  # noqa: PLR0913 - each part is a field of the one-line message
     *,
     method: str,

@@ -2,7 +2,11 @@
 
 The workspace list and one workspace detail per workspace serve all three streams. They are read
 through the tap's `Directory` (the same answers discovery needs), so that discovery and sync in
-the same process never ask MapTable twice.
+the same process never ask MapTable twice. Each stream reads every workspace at once (not one
+child sync per workspace), so that it can tell a complete read: only then does it send
+ACTIVATE_VERSION, and a project or table node deleted in MapTable leaves the warehouse. A run
+that could not read some workspace's detail sends none (a WARNING says so), so that workspace's
+projects stay.
 The rows of each table are their own streams, in `table_rows.py`.
 """
 
@@ -42,20 +46,16 @@ class WorkspacesStream(MapTableStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
         """The workspace list, read once per run (discovery may already have read it)."""
         yield from self._tap.directory.workspaces()
-
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:  # noqa: ARG002
-        """Projects are read per workspace."""
-        return {"workspaceType": record["type"], "workspaceId": record["id"]}
+        self.activate_version()
 
 
 class ProjectsStream(MapTableStream):
-    """Every project of every workspace, from the workspace detail."""
+    """Every project of every workspace, from the workspace details."""
 
     name = "projects"
     path = api.WORKSPACE_DETAIL_PATH
-    parent_stream_type = WorkspacesStream
     primary_keys: ClassVar[list[str]] = ["id"]
-    state_partitioning_keys: ClassVar[list[str]] = []
+    replication_key = None
     schema = th.PropertiesList(
         th.Property("id", _ID, required=True),
         th.Property("name", th.StringType),
@@ -76,29 +76,19 @@ class ProjectsStream(MapTableStream):
         th.Property("workspaceType", th.StringType, required=True),
     ).to_dict()
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Projects of one workspace; the detail is fetched once and shared with table_nodes."""
-        assert context is not None  # noqa: S101 - a child stream always has its parent's context
-        detail = self._tap.directory.workspace_detail(
-            str(context["workspaceType"]), str(context["workspaceId"])
-        )
-        for project in detail.get("projects") or []:
-            if isinstance(project, dict):
-                # Table nodes are their own stream; the project record does not repeat them.
-                yield {
-                    **{key: value for key, value in project.items() if key != "tableNodes"},
-                    "id": str(project.get("id")),
-                    "workspaceId": context["workspaceId"],
-                    "workspaceType": context["workspaceType"],
-                }
-
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:  # noqa: ARG002
-        """Table nodes come with the project, in the same (kept) workspace detail."""
-        return {
-            "projectId": record["id"],
-            "workspaceId": record["workspaceId"],
-            "workspaceType": record["workspaceType"],
-        }
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+        """Every workspace's projects; the details are fetched once and shared with table_nodes."""
+        directory = self._tap.directory
+        for workspace, project in directory.projects():
+            # Table nodes are their own stream; the project record does not repeat them.
+            yield {
+                **{key: value for key, value in project.items() if key != "tableNodes"},
+                "id": str(project.get("id")),
+                "workspaceId": workspace.id,
+                "workspaceType": workspace.type,
+            }
+        if directory.every_detail_read(self.name):
+            self.activate_version()
 
 
 class TableNodesStream(MapTableStream):
@@ -106,9 +96,8 @@ class TableNodesStream(MapTableStream):
 
     name = "table_nodes"
     path = api.WORKSPACE_DETAIL_PATH
-    parent_stream_type = ProjectsStream
     primary_keys: ClassVar[list[str]] = ["id"]
-    state_partitioning_keys: ClassVar[list[str]] = []
+    replication_key = None
     schema = th.PropertiesList(
         th.Property("id", _ID, required=True),
         th.Property("name", th.StringType),
@@ -121,26 +110,18 @@ class TableNodesStream(MapTableStream):
         th.Property("workspaceType", th.StringType, required=True),
     ).to_dict()
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """The project's nodes, from the workspace detail its parent already read."""
-        assert context is not None  # noqa: S101 - a child stream always has its parent's context
-        detail = self._tap.directory.workspace_detail(
-            str(context["workspaceType"]), str(context["workspaceId"])
-        )
-        project = next(
-            (
-                p
-                for p in detail.get("projects") or []
-                if isinstance(p, dict) and str(p.get("id")) == context["projectId"]
-            ),
-            {},
-        )
-        for node in project.get("tableNodes") or []:
-            if isinstance(node, dict):
-                yield {
-                    **node,
-                    "id": str(node.get("id")),
-                    "projectId": context["projectId"],
-                    "workspaceId": context["workspaceId"],
-                    "workspaceType": context["workspaceType"],
-                }
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+        """Every project's nodes, from the workspace details (read once per run)."""
+        directory = self._tap.directory
+        for workspace, project in directory.projects():
+            for node in project.get("tableNodes") or []:
+                if isinstance(node, dict):
+                    yield {
+                        **node,
+                        "id": str(node.get("id")),
+                        "projectId": str(project.get("id")),
+                        "workspaceId": workspace.id,
+                        "workspaceType": workspace.type,
+                    }
+        if directory.every_detail_read(self.name):
+            self.activate_version()

@@ -9,25 +9,26 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_maptable import api, logs
-from tap_maptable.classify import Outcome, classify
 from tap_maptable.client import MapTableStream
 from tap_maptable.columns import (
     INVALID_VALUES,
     UPDATED_AT,
     Column,
     ColumnPlan,
+    UnmappableColumnsError,
+    live_columns,
     parse_timestamp,
     plan_columns,
     row_record,
+    sent,
 )
 from tap_maptable.discovery import segment_path
-from tap_maptable.errors import MapTableAPIError
+from tap_maptable.errors import TABLE_ERRORS, ColumnShapeError, one_line
 from tap_maptable.pagination import SegmentPaginator, last_row_id
 
 if TYPE_CHECKING:
@@ -39,15 +40,12 @@ if TYPE_CHECKING:
     from tap_maptable.discovery import TableRef
     from tap_maptable.tap import TapMapTable
 
-LAST_SEGMENT_ROW_PARAM_QUERY = api.LAST_SEGMENT_ROW_PARAM + "="
+# The SDK's key for a bookmark not yet complete (`singer_sdk.helpers._state.PROGRESS_MARKERS`).
+PROGRESS_MARKERS = "progress_markers"
 # The bookmark is capped at the run's start (the SDK's signpost, by this host's clock), while
 # `_updated_at` is MapTable's clock: the cap is moved back by this much, so that a host clock
 # running ahead can never let the bookmark pass a row updated during the run.
 SIGNPOST_MARGIN = timedelta(minutes=5)
-
-
-class TableGoneError(MapTableAPIError):
-    """A table named by the catalog no longer exists (HTTP 404 on its first segment)."""
 
 
 class TableRowsStream(MapTableStream):
@@ -75,25 +73,11 @@ class TableRowsStream(MapTableStream):
         self._paginator: SegmentPaginator | None = None
         self._starting: datetime | None = None
         self._undated = 0
-        self._pending_version: int | None = None
         self._drift_reported = False
         self._emitted = 0
+        self._invalid_rows = 0
+        self._sent: list[sent.SentColumn] | None = None
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        """FULL_TABLE syncs announce a table version, so targets can drop deleted rows."""
-        return True
-
-    def _write_activate_version_message(self, full_table_version: int) -> None:
-        """Hold ACTIVATE_VERSION until the whole table has been read.
-
-        The SDK sends it before the first record, and SQL targets then drop every older row
-        at once: a run that failed half-way would leave the warehouse with half a table. Sent
-        after the last record, it removes exactly the rows MapTable no longer has. (A private
-        SDK method: there is no public hook for when the message is written.)
-        """
-        self._pending_version = full_table_version
 
     def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
         """The SDK's cap on the bookmark (the run's start), moved back by a clock-skew margin.
@@ -127,31 +111,76 @@ class TableRowsStream(MapTableStream):
         return {api.LAST_SEGMENT_ROW_PARAM: next_page_token} if next_page_token else {}
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Every row; then, for FULL_TABLE, the held ACTIVATE_VERSION (only after a whole read)."""
+        """Every row; then, for FULL_TABLE, the held ACTIVATE_VERSION (only after a whole read).
+
+        A table that cannot be read (gone, not this app's to read, columns the tap cannot map)
+        is skipped: one WARNING, its bookmark left where it was (its progress markers dropped,
+        so the SDK promotes nothing), and the run goes on with the other tables.
+        """
         self._tap.warn_tables_not_in_catalog()
         self._tap.start_prefetch()
         self._starting = self.get_starting_timestamp(context)
         self._undated = 0
         self._emitted = 0
+        self._invalid_rows = 0
         started, read = time.monotonic(), 0
-        version, self._pending_version = self._pending_version, None
         segments = self._tap.prefetcher.segments(self.name, partial(self.fetch_segments, context))
         try:
             for segment in segments:
+                if read == 0:
+                    self._backfill_if_columns_changed()
                 read += 1
                 yield from segment  # the SDK calls `post_process` on each
-        except TableGoneError as exc:
-            self.logger.warning("Skipping %s: %s", self.name, exc)
+        except TABLE_ERRORS as exc:
+            self._skip(exc)
             return
-        if version is not None:
-            super()._write_activate_version_message(version)
+        self.activate_version()
+        if self._sent is not None:
+            self.stream_state[sent.STATE_KEY] = sent.to_state(self._sent)
         self._log_done(self._emitted, read, time.monotonic() - started)
+
+    def _skip(self, exc: Exception) -> None:
+        """Leave this table as the last complete run left it, and say why, once."""
+        self.stream_state.pop(PROGRESS_MARKERS, None)
+        reason = one_line(str(exc))
+        self._tap.table_skipped(self.name, reason)
+        self.logger.warning(
+            "Skipping %s (%s): %s. Its rows read so far were sent; its bookmark is unchanged, "
+            "so the next run reads it again.",
+            self.name,
+            self.table.name or "table " + self.table.table_id,
+            reason,
+        )
+
+    def _backfill_if_columns_changed(self) -> None:
+        """Send every row when the properties carry other columns than the warehouse got last.
+
+        Called once the first segment has mapped the columns, before any row is filtered.
+        """
+        if self._sent is None or self.replication_method != "INCREMENTAL":
+            return
+        why = sent.what_changed(sent.from_state(self.stream_state.get(sent.STATE_KEY)), self._sent)
+        if why is None or self._starting is None:
+            return
+        self.logger.info(
+            "%s (%s): sending every row, not only those updated since %s: %s.",
+            self.name,
+            self.table.name or "table " + self.table.table_id,
+            self._starting.isoformat(),
+            why,
+        )
+        self._starting = None
 
     def _log_done(self, emitted: int, segments: int, seconds: float) -> None:
         """One line per table, when it is done: what a person reading the log wants to know."""
-        undated = (
-            f"; {self._undated} without an update time, sent on every run" if self._undated else ""
-        )
+        notes = ""
+        if self._undated:
+            notes += f"; {self._undated} without an update time, sent on every run"
+        if self._invalid_rows:
+            notes += (
+                f"; {self._invalid_rows} with values that do not fit their type "
+                f"(null, kept as written in {INVALID_VALUES})"
+            )
         since = (
             f", updated since {self._starting.isoformat()}"
             if self._starting is not None and self.replication_method == "INCREMENTAL"
@@ -166,7 +195,7 @@ class TableRowsStream(MapTableStream):
             segments,
             "" if segments == 1 else "s",
             seconds,
-            undated,
+            notes,
         )
 
     def fetch_segments(self, context: Context | None) -> Iterator[list[dict[str, Any]]]:
@@ -190,27 +219,14 @@ class TableRowsStream(MapTableStream):
         """One item per segment: its records (the SDK pages on; `get_records` flattens)."""
         yield self.segment_records(self.envelope(response).detail)
 
-    def validate_response(self, response: requests.Response) -> None:
-        """A table deleted since discovery is a warning for this stream, not a failed run.
-
-        Only on the first segment: a 404 after rows were read is an error, because ending the
-        table there would move the bookmark past the rows never read.
-        """
-        first = LAST_SEGMENT_ROW_PARAM_QUERY not in (response.request.path_url or "")
-        verdict = classify(response)
-        if first and verdict.outcome is Outcome.FATAL and verdict.status == HTTPStatus.NOT_FOUND:
-            msg = f"table {self.table.table_id} ({self.table.name!r}) no longer exists (HTTP 404)"
-            raise TableGoneError(msg, status=HTTPStatus.NOT_FOUND)
-        super().validate_response(response)
-
     def segment_records(self, detail: Any) -> list[dict[str, Any]]:
         """The records of one segment; the first segment also brings the columns."""
         if not isinstance(detail, dict):
             return []
         if self._paginator is not None:
             self._paginator.check(detail)
-        if isinstance(detail.get("columns"), list) and detail["columns"]:
-            self._map_columns(detail["columns"])
+        if self._columns is None or detail.get("columns") is not None:
+            self._map_columns(detail.get("columns"))
         columns = self._columns or []
         return [
             row_record(row, columns) for row in detail.get("rows") or [] if isinstance(row, dict)
@@ -234,23 +250,30 @@ class TableRowsStream(MapTableStream):
             and parse_timestamp(updated) < self._starting
         ):
             return None
+        if row.get(INVALID_VALUES) is not None:
+            self._invalid_rows += 1
         self._emitted += 1
         return row
 
-    def _map_columns(self, live: list[Any]) -> None:
+    def _map_columns(self, live: Any) -> None:
         """Map the table's live columns onto the schema's properties, by column id.
 
         The schema is the catalog's (or this run's discovery): a property keeps the column it
         was made from, whatever has been renamed, reordered or retyped since. What changed is
         said once per run, so the user knows what the warehouse holds and how to pick up more.
         """
-        plan = plan_columns(
-            self.schema.get("properties", {}), [c for c in live if isinstance(c, dict)]
-        )
+        try:
+            checked = live_columns(live)
+        except UnmappableColumnsError as exc:
+            msg = f"table {self.table.table_id}: the tap cannot map its columns: {exc}"
+            raise ColumnShapeError(msg) from None
+        plan = plan_columns(self.schema.get("properties", {}), checked)
         # A deselected column is not read at all: its value must not reach the warehouse by
         # way of `_invalid_values` either (the SDK only drops deselected top-level keys).
         mask = self.mask
         self._columns = [c for c in plan.columns if mask.get(("properties", c.prop_name), True)]
+        missing = [prop for prop in plan.missing if mask.get(("properties", prop), True)]
+        self._sent = sent.columns_sent(self._columns, missing)
         if plan.drifted and not self._drift_reported:
             self._drift_reported = True
             self._report_drift(plan)

@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 from singer_sdk import Tap
 
 from tap_maptable import logs, stopping
-from tap_maptable.columns import name_columns, row_schema
+from tap_maptable.columns import UnmappableColumnsError, live_columns, name_columns, row_schema
 from tap_maptable.connection import MapTableConnection, tap_version
 from tap_maptable.discovery import (
     STREAM_PREFIX,
@@ -18,7 +18,7 @@ from tap_maptable.discovery import (
     select_tables,
     table_id_for,
 )
-from tap_maptable.errors import MapTableAPIError
+from tap_maptable.errors import TABLE_ERRORS, TablesSkippedError
 from tap_maptable.inputs import check_catalog, normalise_state, read_input_files
 from tap_maptable.output import SingerOutput
 from tap_maptable.prefetch import Prefetcher
@@ -30,6 +30,9 @@ from tap_maptable.settings import (
 )
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
+
+# What makes discovery skip one table (with a WARNING) rather than fail: see TABLE_ERRORS.
+DISCOVERY_SKIPS: tuple[type[Exception], ...] = (UnmappableColumnsError, *TABLE_ERRORS)
 
 # Streams whose names are not `table_<tableId>`, although one of them starts the same way.
 FIXED_STREAMS = frozenset(
@@ -143,6 +146,24 @@ class TapMapTable(Tap):
     _catalog_coverage_checked = False
     _prefetch_started = False
 
+    # -- the run ---------------------------------------------------------------------------------
+
+    def sync_all(self) -> None:  # type: ignore[misc]
+        """Sync every selected stream; then, if some tables could not be read, say which.
+
+        Raised after the SDK wrote the last STATE, so every table extracted is committed.
+        (The SDK marks `sync_all` final but has no hook around a whole run; the SDK's own
+        `sync_all` runs unchanged inside this one.)
+        """
+        self._skipped: list[tuple[str, str]] = []
+        super().sync_all()
+        if self._skipped:
+            raise TablesSkippedError(self._skipped)
+
+    def table_skipped(self, stream_name: str, reason: str) -> None:
+        """Note a table the run could not read (its stream has said why in the log)."""
+        self._skipped.append((stream_name, reason))
+
     def _setup_signal_handlers(self) -> None:
         """Stop on SIGTERM/Ctrl-C with a non-zero exit and no half-written message.
 
@@ -219,14 +240,12 @@ class TapMapTable(Tap):
         for table in tables:
             try:
                 first = self.directory.first_segment(table)
-            except MapTableAPIError as exc:
-                if not exc.client_error:
-                    raise
+                columns = name_columns(live_columns(first.get("columns")))
+            except DISCOVERY_SKIPS as exc:
                 # Discovering hundreds of tables takes minutes: one deleted meanwhile, or not
                 # readable by this app, must not stop the others from being extracted.
                 self.logger.warning("Skipping table %s during discovery: %s", table.table_id, exc)
                 continue
-            columns = name_columns(list(first.get("columns") or []))
             schema = row_schema(columns)
             schema["description"] = table.description
             streams.append(TableRowsStream(self, table, schema=schema, columns=columns))

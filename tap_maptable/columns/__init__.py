@@ -20,7 +20,13 @@ import other code needs.
 """
 
 from tap_maptable.columns.drift import ColumnPlan, Renamed, Retyped, plan_columns
-from tap_maptable.columns.naming import column_id_key, name_columns, property_names
+from tap_maptable.columns.naming import (
+    UnmappableColumnsError,
+    column_id_key,
+    live_columns,
+    name_columns,
+    property_names,
+)
 from tap_maptable.columns.rows import Column, row_record, row_schema
 from tap_maptable.columns.schema import (
     COLUMN_DESCRIPTION_PREFIX,
@@ -92,6 +98,7 @@ __all__ = [
     "InvalidValueError",
     "Renamed",
     "Retyped",
+    "UnmappableColumnsError",
     "coerce_value",
     "coercer_for",
     "coercer_for_column",
@@ -99,6 +106,7 @@ __all__ = [
     "column_id_key",
     "column_identity",
     "datetime_cell",
+    "live_columns",
     "name_columns",
     "parse_datetime",
     "parse_timestamp",

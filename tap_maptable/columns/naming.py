@@ -49,6 +49,33 @@ def base_name(name: str, column_id: str) -> str:
     return name if name.strip() else f"_column_{column_id}"
 
 
+class UnmappableColumnsError(ValueError):
+    """A table's columns, as the API sent them, cannot be mapped to properties."""
+
+
+def live_columns(raw: Any) -> list[dict[str, Any]]:
+    """The API's `columns` of a first segment, checked: a non-empty list of objects with ids.
+
+    Anything else would map every property to nothing: a sync would send NULL in every column
+    of every row (and, read as a change of columns, send it for the whole table).
+
+    Raises:
+        UnmappableColumnsError: the columns cannot be mapped, with a line that says why.
+    """
+    if not isinstance(raw, list) or not raw:
+        msg = f"its first segment has no column list (columns: {type(raw).__name__})"
+        raise UnmappableColumnsError(msg)
+    for index, column in enumerate(raw):
+        if not isinstance(column, dict):
+            msg = f"column {index} is not an object ({type(column).__name__})"
+            raise UnmappableColumnsError(msg)
+        column_id = column.get("id")
+        if not isinstance(column_id, (str, int)) or isinstance(column_id, bool) or column_id == "":
+            msg = f"column {index} ({str(column.get('name'))!r:.40}) has no id"
+            raise UnmappableColumnsError(msg)
+    return raw
+
+
 def _raw_fields(raw: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(raw.get("id", "")), str(raw.get("name") or ""), str(raw.get("type", ""))
 
