@@ -833,6 +833,24 @@ class Dataset:
         inserted = sum(1 for i, r in overlay.items() if r is not None and i >= table.base_count)
         return table.base_count - deleted_base + inserted
 
+    def segment_count(self, table_id: str, segment_size: int | None = None) -> int:
+        """How many segments an honest read of the table takes now (an empty table: one).
+
+        Args:
+            table_id: The table.
+            segment_size: Rows per segment; ``None``: the configured ``segment_size``.
+        """
+        size = self._config.segment_size if segment_size is None else segment_size
+        return max(1, -(-self.row_count(table_id) // size))
+
+    def is_live(self, table_id: str, index: int) -> bool:
+        """Whether row ``index`` exists now (not deleted, not beyond the last row ever made)."""
+        table = self._tables[table_id]
+        with self._lock:
+            if index in table.overlay:
+                return table.overlay[index] is not None
+        return 0 <= index < table.base_count
+
     def get_row(self, table_id: str, row_id: str) -> dict[str, Any]:
         """One live row by id (a copy); ``KeyError`` if absent or deleted."""
         index = self._index_of(table_id, row_id)

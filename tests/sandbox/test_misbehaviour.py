@@ -656,7 +656,13 @@ def test_cli_process_with_new_options():
         workspaces = get(url, "/workspaces/", token, page=3, pageSize=10).json()["detail"]
         assert [w["id"] for w in workspaces] == [166]
         settings = requests.get(f"{url}/_sandbox/settings", timeout=5).json()
-        assert settings == {"latency_s": 0.3, "page_size_cap": 1, "token_clock_skew_s": 600.0}
+        assert settings == {
+            "latency_s": 0.3,
+            "latency_jitter_s": 0.0,
+            "page_size_cap": 1,
+            "token_clock_skew_s": 600.0,
+            "deleted_cursor": "continue",
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -7,13 +7,16 @@ answers differently from what the README says, would let the tap's tests pass fo
 from __future__ import annotations
 
 import json
+import threading
 import time
 from contextlib import contextmanager
 
 import pytest
 import requests
 
-from maptable_sandbox import Sandbox, SandboxConfig
+from maptable_sandbox import FaultPlan, Sandbox, SandboxConfig
+from maptable_sandbox.api import ApiApp
+from maptable_sandbox.cli import _parser, build_config, main
 from maptable_sandbox.data import BIG_INTEGERS, ODD_NUMERIC_TEXT, ZERO_TIME, convert_cell
 
 API = "/open/api/v1"
@@ -288,3 +291,319 @@ def test_admin_adds_columns_of_new_types_and_takes_their_values():
         assert served["id"] == row_id
         assert {k: served["cells"][k] for k in values} == values
         assert served["cells"][quantity] == big
+
+
+# ----- per-table access faults ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "code"), [("403", 403, 40300), ("404", 404, 40400), ("code", 200, 40300)]
+)
+def test_table_fault_refuses_that_table_only(mode, status, code):
+    with running() as probe:
+        table_id, other = (t.table_id for t in probe.data.tables()[:2])
+    with running(table_faults={table_id: mode}) as sb:
+        token = token_of(sb.url)
+        refused = get_segment(sb, token, table_id)
+        assert refused.status_code == status
+        body = refused.json()
+        assert body["code"] == code
+        assert body["detail"] is None
+        if code == 40300:
+            assert body["message"] == "no permission to read this table"
+        assert get_segment(sb, token, other).json()["code"] == 0
+        assert [e.fault for e in sb.requests[-2:]] == [f"table:{mode}", None]
+        assert sb.requests[-2].status == status
+        assert sb.table_fault(table_id) == mode
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "code"),
+    [
+        ("403_after_first", 403, 40300),
+        ("404_after_first", 404, 40400),
+        ("code_after_first", 200, 40300),
+    ],
+)
+def test_after_first_faults_serve_the_first_segment_and_refuse_the_next(mode, status, code):
+    with running(rows_per_table=250) as sb:
+        token = token_of(sb.url)
+        table_id = sb.data.tables()[0].table_id
+        r = admin(sb, "POST", f"tables/{table_id}/fault", {"mode": mode})
+        assert r.json() == {"table_id": table_id, "mode": mode}
+        first = get_segment(sb, token, table_id)
+        assert first.status_code == 200
+        detail = first.json()["detail"]
+        assert len(detail["rows"]) == 100
+        assert detail["more"] is True
+        cursor = detail["rows"][-1]["id"]
+        second = get_segment(sb, token, table_id, cursor)
+        assert (second.status_code, second.json()["code"]) == (status, code)
+        assert [e.fault for e in sb.requests[-2:]] == [None, f"table:{mode}"]
+        assert admin(sb, "GET", f"tables/{table_id}/fault").json()["mode"] == mode
+        cleared = admin(sb, "POST", f"tables/{table_id}/fault", {"mode": None})
+        assert cleared.json() == {"table_id": table_id, "mode": None}
+        assert len(get_segment(sb, token, table_id, cursor).json()["detail"]["rows"]) == 100
+
+
+def test_bad_columns_faults_answer_ok_with_unusable_columns():
+    with running(rows_per_table=30, segment_size=10) as sb:
+        token = token_of(sb.url)
+        table_id, other = (t.table_id for t in sb.data.tables()[:2])
+        sb.set_table_fault(table_id, "bad_columns")
+        sb.set_table_fault(other, "columns_without_id")
+        r = get_segment(sb, token, table_id)
+        assert (r.status_code, r.json()["code"]) == (200, 0)
+        detail = r.json()["detail"]
+        assert detail["columns"] == "columns unavailable"
+        assert detail["rows"] == list(sb.data.rows(table_id))[:10]
+        assert isinstance(detail["views"], list)
+        assert sb.requests[-1].fault == "table:bad_columns"
+        later = get_segment(sb, token, table_id, detail["rows"][-1]["id"])
+        assert "columns" not in later.json()["detail"]
+        assert sb.requests[-1].fault is None  # no columns, nothing spoilt
+        columns = get_segment(sb, token, other).json()["detail"]["columns"]
+        assert columns
+        assert all("id" not in c and "name" in c and "type" in c for c in columns)
+        assert sb.requests[-1].fault == "table:columns_without_id"
+    with running(columns_every_segment=True, rows_per_table=30, segment_size=10) as sb:
+        token = token_of(sb.url)
+        table_id = sb.data.tables()[0].table_id
+        sb.set_table_fault(table_id, "bad_columns")
+        first = get_segment(sb, token, table_id).json()["detail"]
+        later = get_segment(sb, token, table_id, first["rows"][-1]["id"]).json()["detail"]
+        assert later["columns"] == "columns unavailable"
+
+
+def test_table_faults_are_checked_and_listed():
+    with running(rows_per_table=10) as sb:
+        table_id = sb.data.tables()[0].table_id
+        assert admin(sb, "POST", "tables/tblnope/fault", {"mode": "403"}).status_code == 404
+        assert admin(sb, "GET", "tables/tblnope/fault").status_code == 404
+        for body in ({"mode": "401"}, {"mode": 403}, {}, {"mode": "bad_columns_after_first"}):
+            assert admin(sb, "POST", f"tables/{table_id}/fault", body).status_code == 400
+        assert admin(sb, "DELETE", f"tables/{table_id}/fault").status_code == 405
+        token = token_of(sb.url)
+        ws = requests.get(
+            f"{sb.url}{API}/workspaces/", headers={"Authorization": token}, timeout=5
+        ).json()["detail"][0]
+        detail = requests.get(
+            f"{sb.url}{API}/workspaces/{ws['type']}/{ws['id']}/",
+            headers={"Authorization": token},
+            timeout=5,
+        ).json()["detail"]
+        group = next(n for n in detail["projects"][0]["tableNodes"] if n["type"] == "group")
+        assert admin(sb, "POST", f"tables/{group['id']}/fault", {"mode": "403"}).status_code == 404
+        with pytest.raises(KeyError):
+            sb.set_table_fault("tblnope", "403")
+        with pytest.raises(ValueError, match="table fault mode"):
+            sb.set_table_fault(table_id, "500")
+        sb.set_table_fault(table_id, "code")
+        listed = {t["table_id"]: t for t in admin(sb, "GET", "tables").json()}
+        assert listed[table_id]["fault"] == "code"
+        assert {t["fault"] for i, t in listed.items() if i != table_id} == {None}
+    with pytest.raises(ValueError, match="table fault mode"):
+        SandboxConfig(table_faults={table_id: "nope"})
+    with pytest.raises(ValueError, match="names no table"):
+        Sandbox(SandboxConfig(table_faults={"tblnope": "403"}))
+
+
+# ----- a cursor naming no live row --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "code"), [("error", 400, 40001), ("code", 200, 40001), ("404", 404, 40400)]
+)
+def test_deleted_cursor_refused(mode, status, code):
+    with running(rows_per_table=30, segment_size=10, deleted_cursor=mode) as sb:
+        token = token_of(sb.url)
+        table_id = sb.data.tables()[0].table_id
+        first = get_segment(sb, token, table_id).json()["detail"]
+        live = first["rows"][-2]["id"]
+        cursor = first["rows"][-1]["id"]
+        assert len(get_segment(sb, token, table_id, live).json()["detail"]["rows"]) == 10
+        assert sb.requests[-1].fault is None
+        sb.data.delete_row(table_id, cursor)
+        r = get_segment(sb, token, table_id, cursor)
+        assert (r.status_code, r.json()["code"]) == (status, code)
+        assert r.json()["detail"] is None
+        assert sb.requests[-1].fault == f"deleted_cursor:{mode}"
+        never = sb.data.row_id(table_id, 10**6)  # well-formed, but no such row ever
+        assert get_segment(sb, token, table_id, never).status_code == status
+        assert get_segment(sb, token, table_id, "zz").status_code == 400  # malformed: as ever
+        assert sb.requests[-1].fault is None
+
+
+def test_deleted_cursor_continue_and_restart():
+    with running(rows_per_table=30, segment_size=10) as sb:
+        token = token_of(sb.url)
+        table_id = sb.data.tables()[0].table_id
+        first = get_segment(sb, token, table_id).json()["detail"]
+        cursor = first["rows"][-1]["id"]
+        sb.data.delete_row(table_id, cursor)
+        after = get_segment(sb, token, table_id, cursor).json()["detail"]
+        assert after["segmentType"] == "segmentFrame"
+        assert after["rows"][0]["id"] == sb.data.row_id(table_id, 10)  # continue: the default
+        assert sb.requests[-1].fault is None
+        sb.set_deleted_cursor("restart")
+        again = get_segment(sb, token, table_id, cursor).json()["detail"]
+        assert again["segmentType"] == "segmentStart"
+        assert again["columns"] == sb.data.columns(table_id)
+        assert [r["id"] for r in again["rows"]] == [r["id"] for r in first["rows"][:-1]] + [
+            sb.data.row_id(table_id, 10)
+        ]
+        assert sb.requests[-1].fault == "deleted_cursor:restart"
+        inserted = sb.data.insert_row(table_id, {})
+        assert get_segment(sb, token, table_id, inserted["id"]).json()["detail"]["rows"] == []
+        sb.data.delete_row(table_id, inserted["id"])
+        restarted = get_segment(sb, token, table_id, inserted["id"]).json()["detail"]
+        assert restarted["segmentType"] == "segmentStart"
+
+
+def test_deleted_cursor_setting_at_run_time_and_checked():
+    with running() as sb:
+        assert admin(sb, "GET", "settings").json()["deleted_cursor"] == "continue"
+        r = admin(sb, "POST", "settings", {"deleted_cursor": "404"})
+        assert r.json()["deleted_cursor"] == "404"
+        assert admin(sb, "POST", "settings", {"deleted_cursor": "skip"}).status_code == 400
+        with pytest.raises(ValueError, match="deleted_cursor"):
+            sb.set_deleted_cursor("skip")
+    with pytest.raises(ValueError, match="deleted_cursor"):
+        SandboxConfig(deleted_cursor="skip")
+
+
+def test_segment_loop_ignore_always_serves_the_first_segment():
+    with running(rows_per_table=30, segment_size=10) as sb:
+        token = token_of(sb.url)
+        table_id = sb.data.tables()[0].table_id
+        first = get_segment(sb, token, table_id).json()["detail"]
+        sb.set_faults(FaultPlan(segment_loop="ignore"))
+        for cursor in (first["rows"][-1]["id"], sb.data.row_id(table_id, 25), "zz"):
+            again = get_segment(sb, token, table_id, cursor).json()["detail"]
+            assert again["segmentType"] == "segmentStart"
+            assert again["rows"] == first["rows"]
+            assert again["more"] is True
+            assert sb.requests[-1].fault == "segment_loop:ignore"
+    plan = FaultPlan(segment_loop="ignore")
+    assert FaultPlan.from_json(plan.to_json()) == plan
+
+
+# ----- jittered latency -------------------------------------------------------------------------
+
+
+def test_latency_jitter_varies_each_wait_within_bounds():
+    with running(latency_s=0.05, latency_jitter_s=0.3, rate_limit=0) as sb:
+        token = token_of(sb.url)
+        sb.reset_log()
+        took = []
+        for _ in range(8):
+            start = time.monotonic()
+            get_segment(sb, token, sb.data.tables()[0].table_id)
+            took.append(time.monotonic() - start)
+        waits = [e.t_end - e.t_start for e in sb.requests]
+        assert all(0.05 <= w < 0.45 for w in waits)
+        assert max(waits) - min(waits) > 0.05  # jittered, not fixed
+        assert all(t >= w - 0.01 for t, w in zip(took, waits, strict=True))
+        assert all(e.t == e.t_start for e in sb.requests)
+        settings = admin(sb, "GET", "settings").json()
+        assert (settings["latency_s"], settings["latency_jitter_s"]) == (0.05, 0.3)
+        assert (
+            admin(sb, "POST", "settings", {"latency_jitter_s": 0}).json()["latency_jitter_s"] == 0
+        )
+        for bad in (-1, "x", None):
+            assert admin(sb, "POST", "settings", {"latency_jitter_s": bad}).status_code == 400
+        with pytest.raises(ValueError, match="latency_jitter_s"):
+            sb.set_latency_jitter(float("nan"))
+        sb.set_latency(0)
+        sb.set_latency_jitter(0.2)
+        get_segment(sb, token, sb.data.tables()[0].table_id)
+        assert 0 <= sb.requests[-1].t_end - sb.requests[-1].t_start < 0.3
+
+
+def test_latency_jitter_draws_are_seeded():
+    config = SandboxConfig(latency_s=1.0, latency_jitter_s=0.5, seed=3)
+    one, two = ApiApp(config), ApiApp(config)
+    draws = [one.next_latency() for _ in range(20)]
+    assert draws == [two.next_latency() for _ in range(20)]
+    assert all(1.0 <= d <= 1.5 for d in draws)
+    assert len(set(draws)) == 20
+    other = ApiApp(SandboxConfig(latency_s=1.0, latency_jitter_s=0.5, seed=4))
+    assert draws != [other.next_latency() for _ in range(20)]
+    assert ApiApp(SandboxConfig(latency_s=0.25)).next_latency() == 0.25
+    for app in (one, two, other):
+        app.close()
+
+
+def test_jittered_answers_overtake_each_other():
+    with running(latency_jitter_s=0.4, rate_limit=0, seed=1) as sb:
+        token = token_of(sb.url)
+        sb.reset_log()
+        threads = [
+            threading.Thread(target=get_segment, args=(sb, token, sb.data.tables()[0].table_id))
+            for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.01)
+        for thread in threads:
+            thread.join()
+        entries = sorted(sb.requests, key=lambda e: e.t)
+        ends = [e.t_end for e in entries]
+        assert ends != sorted(ends)  # a later request was answered first
+
+
+# ----- segment counts ---------------------------------------------------------------------------
+
+
+def test_segment_counts_match_what_is_served():
+    with running(rows_per_table=250, table_rows={}, segment_size=100) as sb:
+        token = token_of(sb.url)
+        table_id = sb.data.tables()[0].table_id
+        assert sb.data.segment_count(table_id) == 3
+        assert sb.data.segment_count(table_id, 50) == 5
+        assert len(segments(sb, token, table_id)) == 3
+        for index in range(200, 250):
+            sb.data.delete_row(table_id, sb.data.row_id(table_id, index))
+        assert sb.data.segment_count(table_id) == 2
+        assert len(segments(sb, token, table_id)) == 2
+        sb.data.insert_row(table_id, {})
+        assert sb.data.segment_count(table_id) == 3
+        listed = {t["table_id"]: t for t in admin(sb, "GET", "tables").json()}
+        assert (listed[table_id]["row_count"], listed[table_id]["segment_count"]) == (201, 3)
+        other = sb.data.tables()[1].table_id
+        assert (listed[other]["row_count"], listed[other]["segment_count"]) == (250, 3)
+    with running(rows_per_table=0) as sb:
+        table_id = sb.data.tables()[0].table_id
+        assert sb.data.segment_count(table_id) == 1  # an empty table still answers one segment
+        assert len(segments(sb, token_of(sb.url), table_id)) == 1
+
+
+# ----- CLI --------------------------------------------------------------------------------------
+
+
+def test_cli_flags_for_faults_cursor_and_jitter(capsys):
+    table_id = Sandbox(SandboxConfig()).data.tables()[0].table_id
+    args = _parser().parse_args(
+        [
+            "--latency-jitter",
+            "0.5",
+            "--deleted-cursor",
+            "restart",
+            "--table-fault",
+            f"{table_id}=403_after_first",
+            "--table-fault",
+            "tblother=bad_columns",
+        ]
+    )
+    config = build_config(args)
+    assert config.latency_jitter_s == 0.5
+    assert config.deleted_cursor == "restart"
+    assert config.table_faults == {table_id: "403_after_first", "tblother": "bad_columns"}
+    for bad in (["--table-fault", "tbl=nope"], ["--deleted-cursor", "skip"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(bad)
+        assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--table-fault", "tblnope=403"])
+    assert exit_info.value.code == 2
+    assert "names no table" in capsys.readouterr().err
