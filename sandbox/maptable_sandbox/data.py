@@ -1,7 +1,7 @@
 """The sandbox's dataset: workspaces, projects, table nodes, columns and rows.
 
 Structure (workspaces, projects, tables, columns) is small and built eagerly from the seed. Rows are
-never stored: row ``i`` of a table is derived on demand from a keyed BLAKE2b digest of ``i``, so a
+never stored: row ``i`` of a table is derived on demand from keyed BLAKE2b digests of ``i``, so a
 million-row table costs nothing until a segment of it is asked for, and any row can be produced
 without producing the ones before it. Mutations (update, delete, insert) live in a small per-table
 overlay that shadows the generated rows.

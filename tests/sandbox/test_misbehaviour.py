@@ -586,6 +586,9 @@ def test_cli_help_describes_every_option_and_its_default(capsys):
         "--revoke-access-on-refresh",
         "--columns-every-segment",
         "--refresh-ttl",
+        "--latency-jitter",
+        "--table-fault",
+        "--deleted-cursor",
     ):
         assert flag in text
     assert "(default: 60)" in text
@@ -638,6 +641,10 @@ def test_cli_process_with_new_options():
             "600",
             "--faults",
             '{"schedule": {"2": "429"}, "retry_after": "inf"}',
+            "--latency-jitter",
+            "0.05",
+            "--deleted-cursor",
+            "404",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -658,10 +665,10 @@ def test_cli_process_with_new_options():
         settings = requests.get(f"{url}/_sandbox/settings", timeout=5).json()
         assert settings == {
             "latency_s": 0.3,
-            "latency_jitter_s": 0.0,
+            "latency_jitter_s": 0.05,
             "page_size_cap": 1,
             "token_clock_skew_s": 600.0,
-            "deleted_cursor": "continue",
+            "deleted_cursor": "404",
         }
     finally:
         proc.send_signal(signal.SIGTERM)
