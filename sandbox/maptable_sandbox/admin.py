@@ -15,6 +15,7 @@ from maptable_sandbox.api import ApiApp, HttpRequest, HttpResponse, dumps
 from maptable_sandbox.config import (
     FaultPlan,
     check_clock_skew,
+    check_deleted_cursor,
     check_latency,
     check_page_size_cap,
 )
@@ -30,7 +31,15 @@ _ORDER_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)/columns/order")
 _COLUMN_RE = re.compile(
     r"/_sandbox/tables/(?P<table>[^/]+)/columns/(?P<column>[^/]+?)(?:/(?P<action>rename|retype))?"
 )
-SETTINGS = ("latency_s", "page_size_cap", "token_clock_skew_s")
+_FAULT_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)/fault")
+#: Run-time settings and their checks (each raises ``ValueError`` on a bad value).
+SETTINGS: dict[str, Callable[[Any], None]] = {
+    "latency_s": check_latency,
+    "latency_jitter_s": lambda value: check_latency(value, "latency_jitter_s"),
+    "page_size_cap": check_page_size_cap,
+    "token_clock_skew_s": check_clock_skew,
+    "deleted_cursor": check_deleted_cursor,
+}
 
 
 def _reply(payload: Any, status: int = 200) -> HttpResponse:
@@ -58,6 +67,14 @@ def _dispatch(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
         return simple
     if "/columns" in path:
         return _columns(app, req, path)
+    match = _FAULT_RE.fullmatch(path)
+    if match:
+        return _table_fault(app, req, match["table"])
+    return _rows(app, req, path)
+
+
+def _rows(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
+    """Rows: list, insert; one row: get, update, delete."""
     match = _ROW_RE.fullmatch(path)
     if match:
         return _one_row(app, req, match["table"], match["row"])
@@ -103,6 +120,21 @@ def _columns(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
     return _one_column(app, req, match["table"], match["column"], match["action"])
 
 
+def _table_fault(app: ApiApp, req: HttpRequest, table_id: str) -> HttpResponse:
+    """Show (GET) or set (POST ``{"mode": ...}``, ``null`` clears) one table's access fault."""
+    if req.method == "POST":
+        body = _object(req.body)
+        if "mode" not in body:
+            msg = 'body must be {"mode": MODE} (null clears)'
+            raise ValueError(msg)
+        app.set_table_fault(table_id, body["mode"])
+    elif req.method != "GET":
+        return _problem(405, "method not allowed")
+    elif not app.data.has_table(table_id):
+        raise KeyError(table_id)
+    return _reply({"table_id": table_id, "mode": app.table_fault(table_id)})
+
+
 def _add_column(app: ApiApp, table_id: str, body: dict[str, Any]) -> dict[str, Any]:
     position = body.get("position")
     if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
@@ -141,12 +173,8 @@ def _settings(app: ApiApp, body: bytes) -> HttpResponse:
     if unknown:
         msg = f"unknown setting(s): {sorted(unknown)}; known: {list(SETTINGS)}"
         raise ValueError(msg)
-    if "latency_s" in changes:
-        check_latency(changes["latency_s"])
-    if "page_size_cap" in changes:
-        check_page_size_cap(changes["page_size_cap"])
-    if "token_clock_skew_s" in changes:
-        check_clock_skew(changes["token_clock_skew_s"])
+    for name, value in changes.items():
+        SETTINGS[name](value)
     for name, value in changes.items():
         setattr(app, name, value)
     return _reply(app.settings())
@@ -161,7 +189,7 @@ def _simple(app: ApiApp, method: str, path: str, body: bytes) -> HttpResponse | 
         ("GET", "/_sandbox/settings"): app.settings,
         ("GET", "/_sandbox/requests"): lambda: [asdict(e) for e in app.log.entries()],
         ("GET", "/_sandbox/secrets"): lambda: sorted(app.issued_secrets()),
-        ("GET", "/_sandbox/tables"): lambda: [t.to_dict() for t in app.data.tables()],
+        ("GET", "/_sandbox/tables"): app.table_summaries,
     }
     if key in reads:
         return _reply(reads[key]())

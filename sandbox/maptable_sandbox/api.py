@@ -8,6 +8,7 @@ path, code and message lives in this module's constants.
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -20,8 +21,10 @@ from maptable_sandbox.config import (
     RequestLogEntry,
     SandboxConfig,
     check_clock_skew,
+    check_deleted_cursor,
     check_latency,
     check_page_size_cap,
+    check_table_fault,
 )
 from maptable_sandbox.data import Dataset
 from maptable_sandbox.faults import NGINX_502, REPLACING, FaultInjector
@@ -38,6 +41,7 @@ ROWS_RE = re.compile(rf"{API}/tablenodes/(?P<table>[^/]+)/partial/")
 
 JSON_TYPE = "application/json; charset=utf-8"
 HTTP_OK, HTTP_BAD, HTTP_UNAUTH, HTTP_NOT_FOUND, HTTP_METHOD = 200, 400, 401, 404, 405
+HTTP_FORBIDDEN = 403
 HTTP_TOO_MANY, HTTP_ERROR, HTTP_BAD_GATEWAY, HTTP_UNAVAILABLE = 429, 500, 502, 503
 
 BAD_CREDENTIALS = (40101, "invalid appId or appSecret")
@@ -45,12 +49,33 @@ BAD_PAGING = (40000, "invalid page or pageSize")
 BAD_CURSOR = (40001, "invalid lastSegmentRowID")
 GROUP_NODE = (40002, "table node is a group and has no rows")
 NOT_FOUND = (40400, "not found")
+NO_PERMISSION = (40300, "no permission to read this table")
+CURSOR_ROW_GONE = (40400, "row of lastSegmentRowID not found")
 BAD_METHOD = (40500, "method not allowed")
 TOO_MANY = (42900, "too many requests")
 SERVER_ERROR = (50000, "internal server error")
 RETRY_CODE = (50001, "internal error, please retry")
 UNAVAILABLE = (50300, "service unavailable")
 CYCLE_AFTER = 3  # "cycle": once segment 3 was served, serve segment 2 again
+#: Per-table faults that refuse the request: mode (without "_after_first") -> HTTP status, code.
+TABLE_REFUSALS: dict[str, tuple[int, tuple[int, str]]] = {
+    "403": (HTTP_FORBIDDEN, NO_PERMISSION),
+    "404": (HTTP_NOT_FOUND, NOT_FOUND),
+    "code": (HTTP_OK, NO_PERMISSION),
+}
+AFTER_FIRST = "_after_first"
+#: What the "bad_columns" table fault serves as ``columns``; "columns_without_id" drops this key.
+BAD_COLUMNS = "columns unavailable"
+COLUMN_ID_KEY = "id"
+#: A cursor naming no live row, per ``deleted_cursor`` mode (not "continue", not "restart").
+UNKNOWN_CURSOR_ANSWERS: dict[str, tuple[int, tuple[int, str]]] = {
+    "error": (HTTP_BAD, BAD_CURSOR),
+    "code": (HTTP_OK, BAD_CURSOR),
+    "404": (HTTP_NOT_FOUND, CURSOR_ROW_GONE),
+}
+#: Log tags (the ``fault`` field) of the table faults and the unknown-cursor answers, which are
+#: the server's configured behaviour, not the fault plan's: they do not count against max_faults.
+TABLE_TAG, CURSOR_TAG, LOOP_TAG = "table:", "deleted_cursor:", "segment_loop:"
 METHODS = {"auth": "POST", "refresh": "POST"}
 
 
@@ -193,6 +218,10 @@ class ApiApp:
         """Build dataset, token registry, limiter, injector and log from ``config``."""
         self.config = config
         self.data = Dataset(config)
+        unknown = sorted(set(config.table_faults) - {t.table_id for t in self.data.tables()})
+        if unknown:
+            msg = f"table_faults names no table: {unknown}"
+            raise ValueError(msg)
         self.tokens = TokenRegistry(
             token_ttl=config.token_ttl,
             refresh_ttl=config.refresh_ttl,
@@ -205,7 +234,14 @@ class ApiApp:
         self.faults = FaultInjector(config.faults)
         self.log = RequestLog(config.request_log_path)
         self._latency_s = config.latency_s
+        self._latency_jitter_s = config.latency_jitter_s
+        self._jitter_rng = random.Random(f"maptable-sandbox:latency:{config.seed}")
+        self._jitter_lock = threading.Lock()
         self._page_size_cap = config.page_size_cap
+        self._deleted_cursor = config.deleted_cursor
+        self._table_faults: dict[str, str] = {}  # replaced, never mutated: read without a lock
+        for table_id, mode in config.table_faults.items():
+            self.set_table_fault(table_id, mode)
 
     # ----- run-time settings -----------------------------------------------------------------
 
@@ -218,6 +254,65 @@ class ApiApp:
     def latency_s(self, seconds: float) -> None:
         check_latency(seconds)
         self._latency_s = float(seconds)
+
+    @property
+    def latency_jitter_s(self) -> float:
+        """Most extra seconds, drawn uniformly per answer, on top of ``latency_s``."""
+        return self._latency_jitter_s
+
+    @latency_jitter_s.setter
+    def latency_jitter_s(self, seconds: float) -> None:
+        check_latency(seconds, "latency_jitter_s")
+        self._latency_jitter_s = float(seconds)
+
+    def next_latency(self) -> float:
+        """Seconds the next API answer waits: ``latency_s`` plus its jitter draw (thread-safe)."""
+        jitter = self._latency_jitter_s
+        if jitter <= 0:
+            return self._latency_s
+        with self._jitter_lock:
+            return self._latency_s + self._jitter_rng.uniform(0.0, jitter)
+
+    @property
+    def deleted_cursor(self) -> str:
+        """What a ``lastSegmentRowID`` naming no live row gets (``DELETED_CURSOR_MODES``)."""
+        return self._deleted_cursor
+
+    @deleted_cursor.setter
+    def deleted_cursor(self, mode: str) -> None:
+        check_deleted_cursor(mode)
+        self._deleted_cursor = mode
+
+    def table_fault(self, table_id: str) -> str | None:
+        """The access fault of one table (``TABLE_FAULT_MODES``), ``None`` if it has none."""
+        return self._table_faults.get(table_id)
+
+    def set_table_fault(self, table_id: str, mode: str | None) -> None:
+        """Fault one table's segment endpoint from now on (``None``: clear).
+
+        Raises:
+            KeyError: No such table (a group node included).
+            ValueError: An unknown mode.
+        """
+        check_table_fault(mode)
+        if not self.data.has_table(table_id):
+            raise KeyError(table_id)
+        faults = {k: v for k, v in self._table_faults.items() if k != table_id}
+        if mode is not None:
+            faults[table_id] = mode
+        self._table_faults = faults
+
+    def table_summaries(self) -> list[dict[str, Any]]:
+        """Every table with its live row count, honest segment count and access fault."""
+        return [
+            info.to_dict()
+            | {
+                "row_count": self.data.row_count(info.table_id),
+                "segment_count": self.data.segment_count(info.table_id),
+                "fault": self.table_fault(info.table_id),
+            }
+            for info in self.data.tables()
+        ]
 
     @property
     def page_size_cap(self) -> int | None:
@@ -243,8 +338,10 @@ class ApiApp:
         """The run-time settings, as the admin ``/_sandbox/settings`` endpoint shows them."""
         return {
             "latency_s": self.latency_s,
+            "latency_jitter_s": self.latency_jitter_s,
             "page_size_cap": self.page_size_cap,
             "token_clock_skew_s": self.token_clock_skew_s,
+            "deleted_cursor": self.deleted_cursor,
         }
 
     # ----- pipeline --------------------------------------------------------------------------
@@ -278,7 +375,7 @@ class ApiApp:
             response.headers["Retry-After"] = str(retry_after)
         else:
             response, fault = self._admitted(kind, params, req, fault)
-        self.faults.commit(fault)
+        self.faults.commit(None if fault and fault.startswith((TABLE_TAG, CURSOR_TAG)) else fault)
         entry = RequestLogEntry(
             t=req.t,
             method=req.method,
@@ -392,31 +489,99 @@ class ApiApp:
             return error(HTTP_NOT_FOUND, NOT_FOUND)
 
     def _rows(self, table_id: str, query: dict[str, str]) -> tuple[HttpResponse, str | None]:
+        """A table's segment; the second item is the log tag of whatever misbehaviour shaped it.
+
+        In order: group and unknown nodes, the table's access fault, a server ignoring the
+        cursor, a malformed cursor, a cursor naming no live row, then the segment (which the
+        fault plan's ``segment_loop`` may bend).
+        """
         data = self.data
         if data.is_group(table_id):
             return error(HTTP_BAD, GROUP_NODE), None
         if not data.has_table(table_id):
             return error(HTTP_NOT_FOUND, NOT_FOUND), None
-        head: dict[str, Any] = {"id": table_id, "type": data.table_info(table_id).type}
-        columns: list[dict[str, Any]] = []  # read in the same snapshot as the rows
         cursor = query.get("lastSegmentRowID", "")
+        refusal = self._table_refusal(table_id, cursor=bool(cursor))
+        if refusal is not None:
+            return refusal
         if not cursor:
-            rows, more, _ = data.segment_json(
-                table_id, -1, self.config.segment_size, columns_out=columns
-            )
-            head |= {"segmentType": "segmentStart", "more": more}
-            return segment_response(head, rows, self._schema(table_id, columns)), None
+            return self._first_segment(table_id, None)
+        return self._cursor_segment(table_id, cursor)
+
+    def _cursor_segment(self, table_id: str, cursor: str) -> tuple[HttpResponse, str | None]:
+        """The answer to a request with a ``lastSegmentRowID``."""
+        data = self.data
+        if self.faults.plan.segment_loop == "ignore":
+            return self._first_segment(table_id, f"{LOOP_TAG}ignore")
         index = data.parse_row_id(table_id, cursor)
         if index is None:
             return error(HTTP_BAD, BAD_CURSOR), None
-        rows, more, loop = self._next_segment(table_id, index, columns)
-        head |= {"segmentType": "segmentFrame", "more": more}
-        tail = self._schema(table_id, columns) if self.config.columns_every_segment else {}
-        return segment_response(head, rows, tail), loop
+        if self.deleted_cursor != "continue" and not data.is_live(table_id, index):
+            return self._unknown_cursor(table_id)
+        return self._later_segment(table_id, index)
 
-    def _schema(self, table_id: str, columns: list[dict[str, Any]]) -> dict[str, Any]:
-        """The ``columns`` and ``views`` that follow a segment's rows."""
-        return {"columns": columns, "views": self.data.views(table_id)}
+    def _first_segment(self, table_id: str, tag: str | None) -> tuple[HttpResponse, str | None]:
+        """The table's first segment, with columns and views (``tag``: why it was served)."""
+        columns: list[dict[str, Any]] = []  # read in the same snapshot as the rows
+        rows, more, _ = self.data.segment_json(
+            table_id, -1, self.config.segment_size, columns_out=columns
+        )
+        head = self._head(table_id) | {"segmentType": "segmentStart", "more": more}
+        schema, bad = self._schema(table_id, columns)
+        return segment_response(head, rows, schema), bad or tag
+
+    def _later_segment(self, table_id: str, index: int) -> tuple[HttpResponse, str | None]:
+        """The segment after row ``index``, unless the plan's ``segment_loop`` bends it."""
+        columns: list[dict[str, Any]] = []
+        rows, more, loop = self._next_segment(table_id, index, columns)
+        head = self._head(table_id) | {"segmentType": "segmentFrame", "more": more}
+        tail, bad = (
+            self._schema(table_id, columns) if self.config.columns_every_segment else ({}, None)
+        )
+        return segment_response(head, rows, tail), loop or bad
+
+    def _head(self, table_id: str) -> dict[str, Any]:
+        return {"id": table_id, "type": self.data.table_info(table_id).type}
+
+    def _table_refusal(
+        self, table_id: str, *, cursor: bool
+    ) -> tuple[HttpResponse, str | None] | None:
+        """The answer of a table whose access fault refuses this request, else ``None``."""
+        mode = self.table_fault(table_id)
+        if mode is None:
+            return None
+        base = mode.removesuffix(AFTER_FIRST)
+        if base not in TABLE_REFUSALS or (mode.endswith(AFTER_FIRST) and not cursor):
+            return None
+        status, code_message = TABLE_REFUSALS[base]
+        return error(status, code_message), f"{TABLE_TAG}{mode}"
+
+    def _unknown_cursor(self, table_id: str) -> tuple[HttpResponse, str | None]:
+        """The answer to a well-formed cursor naming no live row, per ``deleted_cursor``."""
+        mode = self.deleted_cursor
+        if mode == "restart":
+            return self._first_segment(table_id, f"{CURSOR_TAG}{mode}")
+        status, code_message = UNKNOWN_CURSOR_ANSWERS[mode]
+        return error(status, code_message), f"{CURSOR_TAG}{mode}"
+
+    def _schema(
+        self, table_id: str, columns: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], str | None]:
+        """The ``columns`` and ``views`` that follow a segment's rows, and a spoiling fault's tag.
+
+        The table's "bad_columns" and "columns_without_id" faults spoil the columns.
+        """
+        schema: dict[str, Any] = {"columns": columns, "views": self.data.views(table_id)}
+        mode = self.table_fault(table_id)
+        if mode == "bad_columns":
+            schema["columns"] = BAD_COLUMNS
+        elif mode == "columns_without_id":
+            schema["columns"] = [
+                {k: v for k, v in c.items() if k != COLUMN_ID_KEY} for c in columns
+            ]
+        else:
+            return schema, None
+        return schema, f"{TABLE_TAG}{mode}"
 
     def _next_segment(
         self, table_id: str, index: int, columns: list[dict[str, Any]]
@@ -431,12 +596,12 @@ class ApiApp:
             rows, _, _ = self.data.segment_json(
                 table_id, index - size, size, stop=index + 1, columns_out=columns
             )
-            return rows, True, "segment_loop:repeat"
+            return rows, True, f"{LOOP_TAG}repeat"
         if mode == "cycle":
             ends = self._segment_ends(table_id, CYCLE_AFTER)
             if len(ends) == CYCLE_AFTER and index >= ends[-1]:
                 rows, _, _ = self.data.segment_json(table_id, ends[0], size, columns_out=columns)
-                return rows, True, "segment_loop:cycle"
+                return rows, True, f"{LOOP_TAG}cycle"
         rows, more, _ = self.data.segment_json(table_id, index, size, columns_out=columns)
         return rows, more, None
 

@@ -16,7 +16,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maptable_sandbox.config import THIRTY_DAYS, FaultPlan, SandboxConfig
+from maptable_sandbox.config import (
+    DELETED_CURSOR_MODES,
+    TABLE_FAULT_MODES,
+    THIRTY_DAYS,
+    FaultPlan,
+    SandboxConfig,
+)
 from maptable_sandbox.data import Dataset
 from maptable_sandbox.server import Sandbox
 
@@ -38,6 +44,14 @@ def _table_rows(text: str) -> tuple[str, int]:
         msg = "expected TABLE_ID=N"
         raise argparse.ArgumentTypeError(msg)
     return table_id, int(count)
+
+
+def _table_fault(text: str) -> tuple[str, str]:
+    table_id, sep, mode = text.partition("=")
+    if not sep or not table_id or mode not in TABLE_FAULT_MODES:
+        msg = f"expected TABLE_ID=MODE, MODE one of {', '.join(TABLE_FAULT_MODES)}"
+        raise argparse.ArgumentTypeError(msg)
+    return table_id, mode
 
 
 def _faults(text: str) -> FaultPlan:
@@ -87,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="every API request (not admin) waits this long before it is answered; requests are "
         "served concurrently, so one slow answer holds up no other (default: %(default)s)",
+    )
+    net.add_argument(
+        "--latency-jitter",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="each answer waits --latency plus a uniform draw from [0, SECONDS], from an RNG "
+        "seeded by --seed, so answers overtake each other (default: %(default)s)",
     )
     auth = p.add_argument_group("apps and tokens")
     auth.add_argument(
@@ -242,6 +264,24 @@ def _parser() -> argparse.ArgumentParser:
         "segment_loop, max_faults, retry_after), inline or read from FILE (default: no faults)",
     )
     misc.add_argument(
+        "--table-fault",
+        type=_table_fault,
+        action="append",
+        metavar="TABLE_ID=MODE",
+        help="fault one table's segment endpoint; MODE: 403, 404, code (HTTP 200, code 40300), "
+        "bad_columns, columns_without_id, or 403/404/code followed by _after_first (only "
+        "segments after the first); repeat for more tables (default: none)",
+    )
+    misc.add_argument(
+        "--deleted-cursor",
+        choices=DELETED_CURSOR_MODES,
+        default="continue",
+        help="what a lastSegmentRowID naming a deleted (or never existing) row gets: the rows "
+        "after its position (continue), HTTP 400 with code 40001 (error), HTTP 200 with code "
+        "40001 (code), HTTP 404 (404), or the first segment again (restart) "
+        "(default: %(default)s)",
+    )
+    misc.add_argument(
         "--request-log",
         metavar="FILE",
         help="append one JSON line per API request to FILE; fields in sandbox/README.md "
@@ -279,6 +319,9 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         token_clock_skew_s=args.token_clock_skew,
         latency_s=args.latency,
         columns_every_segment=args.columns_every_segment,
+        latency_jitter_s=args.latency_jitter,
+        table_faults=dict(args.table_fault or []),
+        deleted_cursor=args.deleted_cursor,
     )
     if args.big_table_rows is not None:
         tables = Dataset(config).tables()  # structure only: rows are never generated here
@@ -316,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        sandbox = Sandbox(config).start()
+        sandbox = Sandbox(config)
+    except ValueError as exc:  # e.g. --table-fault naming no table
+        parser.error(str(exc))
+    try:
+        sandbox.start()
     except OSError as exc:
         sys.stderr.write(f"maptable-sandbox: cannot listen: {exc}\n")
         return 1

@@ -29,7 +29,23 @@ REQUEST_KINDS: tuple[str, ...] = (
     "rows",
     "unknown",
 )
-SEGMENT_LOOPS: tuple[str | None, ...] = (None, "repeat", "cycle")
+#: "repeat": the segment that ended at the cursor again; "cycle": segment 2 after segment 3;
+#: "ignore": ``lastSegmentRowID`` is ignored, every request gets the first segment.
+SEGMENT_LOOPS: tuple[str | None, ...] = (None, "repeat", "cycle", "ignore")
+#: Per-table access faults (``SandboxConfig.table_faults``): a permission change on one table.
+#: The ``_after_first`` modes serve the first segment and refuse every later one.
+TABLE_FAULT_MODES: tuple[str, ...] = (
+    "403",
+    "404",
+    "code",
+    "bad_columns",
+    "columns_without_id",
+    "403_after_first",
+    "404_after_first",
+    "code_after_first",
+)
+#: What a ``lastSegmentRowID`` naming no live row (deleted, or never there) gets.
+DELETED_CURSOR_MODES: tuple[str, ...] = ("continue", "error", "code", "404", "restart")
 THIRTY_DAYS = 30 * 86400.0
 
 
@@ -49,7 +65,8 @@ class FaultPlan:
         seed: Seed of the RNG behind ``rates``, so a given request sequence faults the same way.
         kinds_for: Request kinds eligible for ``rates``.
         timeout_delay: Seconds the "timeout" fault sleeps before answering normally.
-        segment_loop: None, "repeat" or "cycle": a server whose segment cursor misbehaves.
+        segment_loop: None, "repeat", "cycle" or "ignore": a server whose segment cursor
+            misbehaves (see ``SEGMENT_LOOPS``).
         max_faults: Cap on injected faults (``None``: no cap).
         retry_after: Raw ``Retry-After`` header of the "429" fault, sent as is (any text, e.g.
             ``"1e9"``, ``"nan"``, ``"-5"`` or an HTTP date); ``None`` sends no header.
@@ -164,8 +181,14 @@ class SandboxConfig:
             time and ``token_ttl``.
         latency_s: Every API request (not admin) waits this long before it is answered, without
             holding up other requests.
+        latency_jitter_s: Each answer waits ``latency_s`` plus a uniform draw from
+            ``[0, latency_jitter_s]`` (a seeded RNG), so answers overtake each other.
         columns_every_segment: Send ``columns`` and ``views`` with every row segment, not just
             the first.
+        table_faults: Table id -> one of ``TABLE_FAULT_MODES``: that table's segment endpoint
+            refuses (403, 404, a non-zero code) or serves unusable ``columns``.
+        deleted_cursor: One of ``DELETED_CURSOR_MODES``: what a ``lastSegmentRowID`` naming a
+            deleted (or never existing) row gets; "continue" serves the rows after its position.
     """
 
     apps: dict[str, str] = field(default_factory=_default_apps)
@@ -193,6 +216,9 @@ class SandboxConfig:
     token_clock_skew_s: float = 0.0
     latency_s: float = 0.0
     columns_every_segment: bool = False
+    latency_jitter_s: float = 0.0
+    table_faults: dict[str, str] = field(default_factory=dict)
+    deleted_cursor: str = "continue"
 
     def __post_init__(self) -> None:
         """Fail at construction rather than with a confusing server error later."""
@@ -217,7 +243,11 @@ class SandboxConfig:
         if self.page_offset not in ("served", "asked"):
             _fail("page_offset must be 'served' or 'asked'")
         check_latency(self.latency_s)
+        check_latency(self.latency_jitter_s, "latency_jitter_s")
         check_clock_skew(self.token_clock_skew_s)
+        for mode in self.table_faults.values():
+            check_table_fault(mode)
+        check_deleted_cursor(self.deleted_cursor)
 
 
 def check_page_size_cap(cap: int | None) -> None:
@@ -226,10 +256,22 @@ def check_page_size_cap(cap: int | None) -> None:
         _fail("page_size_cap must be an integer >= 1 (or null for no cap)")
 
 
-def check_latency(seconds: float) -> None:
-    """``ValueError`` unless ``seconds`` is a finite number >= 0."""
+def check_latency(seconds: float, name: str = "latency_s") -> None:
+    """``ValueError`` unless ``seconds`` is a finite number >= 0 (``name``: for the message)."""
     if not _finite(seconds) or seconds < 0:
-        _fail("latency_s must be a finite number >= 0")
+        _fail(f"{name} must be a finite number >= 0")
+
+
+def check_table_fault(mode: str | None) -> None:
+    """``ValueError`` unless ``mode`` is one of ``TABLE_FAULT_MODES`` (or ``None``: no fault)."""
+    if mode is not None and mode not in TABLE_FAULT_MODES:
+        _fail(f"table fault mode must be one of {list(TABLE_FAULT_MODES)} (or null for none)")
+
+
+def check_deleted_cursor(mode: str) -> None:
+    """``ValueError`` unless ``mode`` is one of ``DELETED_CURSOR_MODES``."""
+    if mode not in DELETED_CURSOR_MODES:
+        _fail(f"deleted_cursor must be one of {list(DELETED_CURSOR_MODES)}")
 
 
 def check_clock_skew(seconds: float) -> None:

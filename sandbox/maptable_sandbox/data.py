@@ -1,7 +1,7 @@
 """The sandbox's dataset: workspaces, projects, table nodes, columns and rows.
 
 Structure (workspaces, projects, tables, columns) is small and built eagerly from the seed. Rows are
-never stored: row ``i`` of a table is derived on demand from a keyed BLAKE2b digest of ``i``, so a
+never stored: row ``i`` of a table is derived on demand from keyed BLAKE2b digests of ``i``, so a
 million-row table costs nothing until a segment of it is asked for, and any row can be produced
 without producing the ones before it. Mutations (update, delete, insert) live in a small per-table
 overlay that shadows the generated rows.
@@ -23,11 +23,11 @@ import re
 import struct
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from maptable_sandbox.config import SandboxConfig
 
@@ -40,6 +40,7 @@ ROW_ID_LENGTH = 24
 SANDBOX_USER = "usr-sandbox"
 HEX_DIGITS = frozenset("0123456789abcdef")
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+FILES_URL = "https://files.example.invalid/"
 
 # A byte below these thresholds triggers the rare case (13/256 ~ 5 %, 5/256 ~ 2 %, 3/256 ~ 1 %).
 MISSING_BELOW = 13
@@ -56,6 +57,16 @@ NOTES = (
     "",
 )
 BLANK_TEXT = ("alpha", "beta", "γάμμα", "", "  padded  ", "多字节")
+#: Columns of the vendor's documented types, after the original ones in every table: (role, name,
+#: type, typeOptions). "Quantity" holds ``BIG_INTEGERS``, "Reference" ``ODD_NUMERIC_TEXT``.
+TYPED_COLUMNS: tuple[tuple[str, str, str, Any], ...] = (
+    ("done", "Done", "boolean", None),
+    ("website", "Website", "hyperlink", None),
+    ("discount", "Discount", "number", {"format": "percentage", "precision": 1}),
+    ("cost", "Cost", "number", {"format": "currency", "currency": "CNY", "precision": 2}),
+    ("quantity", "Quantity", "number", {"format": "commaNumber", "precision": 0}),
+    ("reference", "Reference", "singleLineText", None),
+)
 CHOICES = ("待处理 Pending", "进行中 In progress", "已完成 Done", "Cancelled")
 LOWER_STATUS = ("open", "closed", "OPEN", "n/a")
 USERS = ("usr0001", "usr0002", "usr0003", "usr0004")
@@ -63,11 +74,65 @@ BAD_NUMBERS = ("n/a", "12,5")
 TEXT_AMOUNTS = ("n/a", "12,5", "≈100", "")  # the non-numeric ~5 % of the text "Amount" column
 #: Table (by creation order) whose second "Amount" column is text, not a number.
 TEXT_AMOUNT_ORDINAL = 1
-#: Column types whose cells are text, and the number type, for ``retype_column`` conversions.
+#: Column types whose cells are text, and the other types ``retype_column`` converts to or from.
 TEXT_TYPES = frozenset({"singleLineText", "multiLineText"})
 NUMBER_TYPE = "number"
-_NUMERIC_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+BOOLEAN_TYPE = "boolean"
+DATETIME_TYPE = "datetime"
+HYPERLINK_TYPE = "hyperlink"
+ATTACHMENT_TYPE = "attachment"
+# ASCII digits only: a server parsing numbers the way Go or JavaScript does leaves "١٢٣" as text.
+_NUMERIC_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_INTEGER_TEXT = re.compile(r"[+-]?\d+", re.ASCII)
+BOOLEAN_TEXT = {"true": True, "false": False}
+#: Workspace time zone of the sample data (Asia/Shanghai): datetimes without an offset are in it.
+WORKSPACE_UTC_OFFSET_S = 8 * 3600
+WORKSPACE_OFFSET_TEXT = "+08:00"
+WORKSPACE_TZ = timezone(timedelta(seconds=WORKSPACE_UTC_OFFSET_S))
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Default fill of an added ``hyperlink`` column: this URL plus the row's number.
+FILL_URL = "https://sandbox.example.invalid/rows/"
+
+# The documented column types (boolean, hyperlink, percentage/currency/commaNumber numbers) and the
+# odd values a tap must carry through unchanged. Rows are placed by index ("anchor" rows), so every
+# table of a few dozen rows has each case, and a test can find them without scanning.
+ANCHOR_EVERY = 10
+#: index % 10 == 3: "Website" is a {"link", "text"} object; == 8: a plain URL (never missing).
+LINK_OBJECT_AT, LINK_URL_AT = 3, 8
+#: index % 5 == 2: "Reference" holds one of ``ODD_NUMERIC_TEXT`` (never missing), in turn, so
+#: the first 50 rows hold all ten.
+ODD_TEXT_EVERY, ODD_TEXT_AT = 5, 2
+ODD_NUMERIC_TEXT = (
+    "12345678901234567890",
+    "1_000",
+    "١٢٣",
+    "NaN",
+    "1e3",
+    " 12 ",
+    "-0",
+    "Infinity",
+    "0x1F",
+    "1,000",
+)
+#: index % 10 == 6: "Quantity" holds one of ``BIG_INTEGERS`` (never missing), in turn, as a JSON
+#: number: beyond 2**53 (a float64 cannot hold them), 2**63 (beyond int64) and beyond 2**64.
+BIG_AT = 6
+BIG_INTEGERS = (
+    9_007_199_254_740_993,
+    9_223_372_036_854_775_808,
+    -9_007_199_254_740_993,
+    123_456_789_012_345_678_901_234_567_890,
+)
+WEBSITES = (
+    "https://www.example.com/",
+    "https://shop.example.invalid/items/42?ref=sandbox&lang=zh-CN",
+    "http://例子.example.invalid/路径/页面",
+    "https://example.invalid/a%20b/c#frag",
+)
+LINK_TEXTS = ("官网 Homepage", "Order page", "🚚 Tracking")
+#: Share of "Due date" cells that are ISO-8601 text rather than epoch milliseconds (the byte is
+#: below this; below ``RARE_BELOW`` it is Go's zero time instead): about 13 %.
+ISO_DUE_BELOW = 38
 
 
 @dataclass(frozen=True)
@@ -113,6 +178,7 @@ class _Drift:
     type: str = ""
     name: str = ""
     fill: Any = None
+    from_type: str = ""
 
     def apply(self, cells: dict[str, Any], index: int) -> None:
         """Rewrite ``cells`` (of the row at ``index``) in place."""
@@ -120,37 +186,74 @@ class _Drift:
             cells.pop(self.column_id, None)
         elif self.op == "retype":
             if self.column_id in cells:
-                cells[self.column_id] = convert_cell(cells[self.column_id], self.type)
+                cells[self.column_id] = convert_cell(
+                    cells[self.column_id], self.type, self.from_type
+                )
         elif self.fill is not None:
             cells[self.column_id] = copy.deepcopy(self.fill)
         else:
             cells[self.column_id] = default_fill(self.type, self.name, index)
 
 
-def convert_cell(value: Any, to_type: str) -> Any:
-    """A cell's value after its column is retyped to ``to_type``, as MapTable converts it.
+def convert_cell(value: Any, to_type: str, from_type: str = "") -> Any:
+    """A cell's value after its column is retyped from ``from_type`` to ``to_type``.
 
-    To a text type: numbers become their text (``12.0`` -> ``"12"``), objects and lists their
-    JSON text. To ``number``: numeric text (spaces trimmed) becomes a number; any other text stays
-    text, so it no longer fits its column. Other conversions keep the value as it is.
+    MapTable converts cells on retype; the sandbox does what a careful server would, so that a tap
+    sees realistic leftovers. To a text type: numbers become their text (``12.0`` -> ``"12"``),
+    booleans ``"true"``/``"false"``, a hyperlink object its URL, epoch milliseconds of a
+    ``datetime`` column ISO-8601 UTC text, attachments their file names (comma-separated), other
+    objects and lists their JSON text. To ``number``: numeric ASCII text (spaces trimmed) becomes a
+    number, booleans 1/0. To ``boolean``: ``"true"``/``"false"`` (any case) and numbers (non-zero
+    is true). To ``datetime``: ISO-8601 text becomes epoch milliseconds (no offset: the
+    workspace's +08:00). Anything else keeps its value, so it may no longer fit its column.
     """
     if to_type in TEXT_TYPES:
-        return _as_text(value)
-    if to_type == NUMBER_TYPE and isinstance(value, str):
-        return _as_number(value)
-    return value
+        return _as_text(value, from_type)
+    converter = _CONVERTERS.get(to_type)
+    return value if converter is None else converter(value)
 
 
-def _as_text(value: Any) -> Any:
+def _as_text(value: Any, from_type: str = "") -> Any:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _number_text(value, from_type)
+    return _structured_text(value, from_type)
+
+
+def _number_text(value: float, from_type: str) -> str:
+    if from_type == DATETIME_TYPE and isinstance(value, int):
+        return _epoch_ms_text(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:  # noqa: PLR2004
         return str(int(value))
-    if isinstance(value, (int, float)):
-        return repr(value)
+    return repr(value)
+
+
+def _structured_text(value: Any, from_type: str) -> str:
+    """A hyperlink object's URL, attachments' file names, or any other value's JSON text."""
+    if isinstance(value, dict) and isinstance(value.get("link"), str):
+        return str(value["link"])
+    if from_type == ATTACHMENT_TYPE and isinstance(value, list):
+        return ", ".join(str(f.get("name", "")) for f in value if isinstance(f, dict))
     return _js(value)
+
+
+def _epoch_ms_text(epoch_ms: int) -> str:
+    """ISO-8601 UTC text of epoch milliseconds; the number's text if no date can hold it."""
+    try:
+        return _iso_ms(epoch_ms)
+    except (OverflowError, OSError, ValueError):
+        return str(epoch_ms)
+
+
+def _to_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        return _as_number(value)
+    return value
 
 
 def _as_number(text: str) -> Any:
@@ -164,9 +267,53 @@ def _as_number(text: str) -> Any:
     return text
 
 
+def _to_boolean(value: Any) -> Any:
+    if isinstance(value, str):
+        return BOOLEAN_TEXT.get(value.strip().lower(), value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value != 0
+    return value
+
+
+def _to_datetime(value: Any) -> Any:
+    if not isinstance(value, str) or value == ZERO_TIME:
+        return value
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=WORKSPACE_TZ)
+    return (parsed - EPOCH) // timedelta(milliseconds=1)  # exact, unlike timestamp() * 1000
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    NUMBER_TYPE: _to_number,
+    BOOLEAN_TYPE: _to_boolean,
+    DATETIME_TYPE: _to_datetime,
+}
+
+
 def default_fill(column_type: str, name: str, index: int) -> Any:
-    """The cell an added column gets in row ``index`` when no ``fill`` is given."""
-    return index + 1 if column_type == NUMBER_TYPE else f"{name} {index + 1}"
+    """The cell an added column gets in row ``index`` when no ``fill`` is given.
+
+    A value of the column's type, so that a test adding a column sees it typed: the row's number
+    (``number``), true on odd row numbers (``boolean``), midnight UTC of the row's day in 2024 as
+    epoch milliseconds (``datetime``), a URL (``hyperlink``), no file (``attachment``), else
+    ``"<name> <number>"``.
+    """
+    number = index + 1
+    if column_type == NUMBER_TYPE:
+        return number
+    if column_type == BOOLEAN_TYPE:
+        return index % 2 == 0
+    if column_type == DATETIME_TYPE:
+        return (START_2024 + index % 366 * 86400) * 1000
+    if column_type == HYPERLINK_TYPE:
+        return f"{FILL_URL}{number}"
+    if column_type == ATTACHMENT_TYPE:
+        return []
+    return f"{name} {number}"
 
 
 _HOUR_PREFIX: dict[int, str] = {}
@@ -212,6 +359,10 @@ def _hex_id(rng: random.Random, prefix: str) -> str:
 
 # The 64-byte row digest read as 16 bytes, 8 shorts and 8 ints in one C call.
 _DIGEST = struct.Struct(">16B8H8I")
+# A second, 32-byte digest for the documented-type columns added later: the first digest's fields
+# all drive existing cells, which must not change.
+_TYPED_DIGEST = struct.Struct(">8B4H4I")
+TYPED_PERSON = b"typed-cells"
 
 
 def _js(value: Any) -> str:
@@ -224,6 +375,13 @@ BLANK_JS = tuple(_js(v) for v in BLANK_TEXT)
 CHOICES_JS = tuple(_js(v) for v in CHOICES)
 LOWER_JS = tuple(_js(v) for v in LOWER_STATUS)
 BAD_NUMBERS_JS = tuple(_js(v) for v in BAD_NUMBERS)
+URL_JS = tuple(_js(v) for v in WEBSITES)
+LINK_JS = tuple(_js({"link": url, "text": text}) for url in WEBSITES for text in LINK_TEXTS)
+ODD_TEXT_JS = tuple(_js(v) for v in ODD_NUMERIC_TEXT)
+BIG_JS = tuple(str(v) for v in BIG_INTEGERS)
+BOOLEAN_JS = ("false", "true")
+#: "Discount" (a percentage column) holds fractions with 3 decimals: 0.15 shows as 15.0 %.
+DISCOUNT_JS = tuple(repr(n / 1000) for n in range(1001))
 
 
 class _RowMaker:
@@ -241,10 +399,12 @@ class _RowMaker:
         self._k = {role: f"{_js(column_id)}:" for role, column_id in table.col.items()}
         self._label = _js(table.info.name)[:-1]  # without the closing quote: "#n" follows
         self._lower = "status_lower" in table.col
+        self._typed_keys = tuple(self._k[role] for role, *_ in TYPED_COLUMNS)
         types = {c["id"]: c["type"] for c in table.columns}
-        self._text_amount = {
-            role: types[table.col[role]] in TEXT_TYPES for role in ("amount", "amount2")
-        }
+        self._amount, self._amount2 = (
+            _amount_text if types[table.col[role]] in TEXT_TYPES else _number
+            for role in ("amount", "amount2")
+        )
 
     def make(self, index: int) -> dict[str, Any]:
         """The generated (unmutated) row at ``index`` as a dict."""
@@ -253,28 +413,30 @@ class _RowMaker:
 
     def make_json(self, index: int) -> str:
         """The generated (unmutated) row at ``index`` as compact JSON text."""
-        f = _DIGEST.unpack(
-            hashlib.blake2b(index.to_bytes(8, "big"), key=self._key, digest_size=64).digest()
+        raw = index.to_bytes(8, "big")
+        f = _DIGEST.unpack(hashlib.blake2b(raw, key=self._key, digest_size=64).digest())
+        g = _TYPED_DIGEST.unpack(
+            hashlib.blake2b(
+                raw, key=self._key, digest_size=_TYPED_DIGEST.size, person=TYPED_PERSON
+            ).digest()
         )
         return (
-            f'{{"id":"{self._prefix}{index:016x}","cells":{{{self._cells(f, index)}}},'
+            f'{{"id":"{self._prefix}{index:016x}","cells":{{{self._cells(f, g, index)}}},'
             f'"meta":{_meta(f)}}}'
         )
 
-    def _cells(self, f: tuple[int, ...], index: int) -> str:
+    def _cells(self, f: tuple[int, ...], g: tuple[int, ...], index: int) -> str:
         # f[0:16] bytes, f[16:24] shorts, f[24:32] ints; f[0:10] decide which cells are missing.
         k = self._k
         out = [f'{k["primary"]}{self._label} #{index + 1}"']
         if f[0] >= MISSING_BELOW:
             out.append(k["notes"] + NOTES_JS[f[10] % len(NOTES_JS)])
         if f[1] >= MISSING_BELOW:
-            amount = _amount_text if self._text_amount["amount"] else _number
-            out.append(k["amount"] + amount(f[11], f[24] % 16_777_216 / 100))
+            out.append(k["amount"] + self._amount(f[11], f[24] % 16_777_216 / 100))
         if f[2] >= MISSING_BELOW:
-            amount2 = _amount_text if self._text_amount["amount2"] else _number
-            out.append(k["amount2"] + amount2(f[12], f[16] - 1000))
+            out.append(k["amount2"] + self._amount2(f[12], f[16] - 1000))
         if f[3] >= MISSING_BELOW:
-            out.append(k["due"] + _due_date(f[13], f[25]))
+            out.append(k["due"] + _due_date(f[13], f[25], g[9] % 1000))
         if f[4] >= MISSING_BELOW:
             out.append(k["status"] + CHOICES_JS[f[14] % len(CHOICES_JS)])
         if f[5] >= MISSING_BELOW:
@@ -287,6 +449,7 @@ class _RowMaker:
         if f[7] >= MISSING_BELOW:
             out.append(k["price"] + _number(f[23] & 0xFF, f[19] * 1000 // 7 / 1000))
         self._more_cells(f, index, out)
+        self._typed_cells(g, index, out)
         return ",".join(out)
 
     def _more_cells(self, f: tuple[int, ...], index: int, out: list[str]) -> None:
@@ -295,6 +458,28 @@ class _RowMaker:
             out.append(k["files"] + _files(f[20], f[28], index))
         if self._lower and f[9] >= MISSING_BELOW:
             out.append(k["status_lower"] + LOWER_JS[(f[23] >> 8) % len(LOWER_JS)])
+
+    def _typed_cells(self, g: tuple[int, ...], index: int, out: list[str]) -> None:
+        # g[0:8] bytes (g[0:6] decide which cells are missing), g[8:12] shorts, g[12:16] ints.
+        # Anchor rows (index % 10) always carry their odd value; see the constants.
+        done, website, discount, cost, quantity, reference = self._typed_keys
+        anchor = index % ANCHOR_EVERY
+        if g[0] >= MISSING_BELOW:
+            out.append(done + BOOLEAN_JS[g[6] & 1])
+        if anchor in (LINK_OBJECT_AT, LINK_URL_AT) or g[1] >= MISSING_BELOW:
+            out.append(website + _website(g[7], anchor))
+        if g[2] >= MISSING_BELOW:
+            out.append(discount + DISCOUNT_JS[g[8] % len(DISCOUNT_JS)])
+        if g[3] >= MISSING_BELOW:
+            out.append(f"{cost}{g[12] % 10_000_000 / 100!r}")
+        if anchor == BIG_AT:
+            out.append(quantity + BIG_JS[index // ANCHOR_EVERY % len(BIG_JS)])
+        elif g[4] >= MISSING_BELOW:
+            out.append(f"{quantity}{g[13] % 10_000_000}")
+        if index % ODD_TEXT_EVERY == ODD_TEXT_AT:
+            out.append(reference + ODD_TEXT_JS[index // ODD_TEXT_EVERY % len(ODD_TEXT_JS)])
+        elif g[5] >= MISSING_BELOW:
+            out.append(f'{reference}"{g[14] % 100_000_000:08d}"')
 
 
 def _meta(f: tuple[int, ...]) -> str:
@@ -332,22 +517,46 @@ def _amount_text(flag: int, value: float) -> str:
     return f'"{value!r}"'
 
 
-def _due_date(flag: int, raw: int) -> str:
-    """ISO 8601 in UTC or +08:00, or (~2 %) Go's zero time (JSON text)."""
+def _due_date(flag: int, raw: int, millis: int) -> str:
+    """A "Due date" cell (JSON text), in each of the shapes a datetime arrives in.
+
+    Epoch milliseconds (~85 %, as documented); ISO-8601 text (~13 %, older rows): UTC with "Z",
+    with "+08:00", or without an offset (the workspace's Asia/Shanghai wall time), each naming the
+    same instant to the second; or (~2 %) Go's zero time.
+    """
     if flag < RARE_BELOW:
         return f'"{ZERO_TIME}"'
     seconds = START_2024 + raw % SPAN_SECONDS
-    if flag & 8:
-        return f'"{_iso_seconds(seconds + 8 * 3600)}+08:00"'
-    return f'"{_iso_seconds(seconds)}Z"'
+    if flag >= ISO_DUE_BELOW:
+        return str(seconds * 1000 + millis)
+    form = flag % 3
+    if form == 0:
+        return f'"{_iso_seconds(seconds)}Z"'
+    local = _iso_seconds(seconds + WORKSPACE_UTC_OFFSET_S)
+    return f'"{local}{WORKSPACE_OFFSET_TEXT}"' if form == 1 else f'"{local}"'
+
+
+def _website(bits: int, anchor: int) -> str:
+    """A hyperlink cell (JSON text): a plain URL, or a ``{"link", "text"}`` object.
+
+    The form is the anchor's (``LINK_OBJECT_AT``, ``LINK_URL_AT``) or else decided by a bit.
+    """
+    as_object = anchor == LINK_OBJECT_AT or (anchor != LINK_URL_AT and bits & 1)
+    if as_object:
+        return LINK_JS[(bits >> 1) % len(LINK_JS)]
+    return URL_JS[(bits >> 1) % len(URL_JS)]
 
 
 def _files(bits: int, size: int, index: int) -> str:
     """Values of a column type the tap does not know: a list of dicts (JSON text)."""
+    count = bits % 3
+    if not count:
+        return "[]"
+    hx = f"{index:x}"
     items = [
-        f'{{"id":"att{index:x}n{n}","name":"scan-{(bits >> (4 * n)) & 0xF}.pdf",'
-        f'"size":{size >> (8 * n)},"url":"https://files.example.invalid/{index:x}/{n}.pdf"}}'
-        for n in range(bits % 3)
+        f'{{"id":"att{hx}n{n}","name":"scan-{(bits >> (4 * n)) & 0xF}.pdf",'
+        f'"size":{size >> (8 * n)},"url":"{FILES_URL}{hx}/{n}.pdf"}}'
+        for n in range(count)
     ]
     return f"[{','.join(items)}]"
 
@@ -469,6 +678,9 @@ class Dataset:
             with_lower_status=ordinal % 2 == 1,
             text_amount=ordinal == TEXT_AMOUNT_ORDINAL,
         )
+        # Their own RNG: drawing from the shared one would shift every id generated after them.
+        typed_rng = random.Random(f"maptable-sandbox:{self._config.seed}:{info.table_id}:typed")
+        _add_typed_columns(typed_rng, col, columns)
         base = self._config.table_rows.get(info.table_id, self._config.rows_per_table)
         table = _Table(
             info=info,
@@ -621,6 +833,24 @@ class Dataset:
         inserted = sum(1 for i, r in overlay.items() if r is not None and i >= table.base_count)
         return table.base_count - deleted_base + inserted
 
+    def segment_count(self, table_id: str, segment_size: int | None = None) -> int:
+        """How many segments an honest read of the table takes now (an empty table: one).
+
+        Args:
+            table_id: The table.
+            segment_size: Rows per segment; ``None``: the configured ``segment_size``.
+        """
+        size = self._config.segment_size if segment_size is None else segment_size
+        return max(1, -(-self.row_count(table_id) // size))
+
+    def is_live(self, table_id: str, index: int) -> bool:
+        """Whether row ``index`` exists now (not deleted, not beyond the last row ever made)."""
+        table = self._tables[table_id]
+        with self._lock:
+            if index in table.overlay:
+                return table.overlay[index] is not None
+        return 0 <= index < table.base_count
+
     def get_row(self, table_id: str, row_id: str) -> dict[str, Any]:
         """One live row by id (a copy); ``KeyError`` if absent or deleted."""
         index = self._index_of(table_id, row_id)
@@ -754,9 +984,10 @@ class Dataset:
         table = self._tables[table_id]
         with self._lock:
             column = _column(table, column_id)
+            step = _Drift("retype", column_id, type=column_type, from_type=column["type"])
             column["type"] = column_type
             column["typeOptions"] = copy.deepcopy(type_options)
-            self._drift_locked(table, _Drift("retype", column_id, type=column_type))
+            self._drift_locked(table, step)
             return copy.deepcopy(column)
 
     def add_column(  # noqa: PLR0913 - mirrors the admin endpoint's body
@@ -903,6 +1134,26 @@ def _build_columns(
         text_column = next(c for c in columns if c["id"] == text_id)
         text_column |= {"type": "singleLineText", "typeOptions": None}
     return col, columns
+
+
+def _add_typed_columns(
+    rng: random.Random, col: dict[str, str], columns: list[dict[str, Any]]
+) -> None:
+    """Append the documented-type columns (``TYPED_COLUMNS``), with ids from their own ``rng``."""
+    for role, name, col_type, options in TYPED_COLUMNS:
+        column_id = f"fld{_alnum(rng, 6)}"
+        while column_id in col.values():
+            column_id = f"fld{_alnum(rng, 6)}"
+        col[role] = column_id
+        columns.append(
+            {
+                "id": column_id,
+                "name": name,
+                "type": col_type,
+                "typeOptions": copy.deepcopy(options),
+                "isPrimary": False,
+            }
+        )
 
 
 def _choices(rng: random.Random) -> list[dict[str, str]]:

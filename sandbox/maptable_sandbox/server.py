@@ -85,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(handle_admin(app, req))
             return
         response, entry = app.handle(req)
-        wait = app.latency_s + response.delay
+        wait = app.next_latency() + response.delay
         # Logged on arrival, with the time its answer is due: a client that gives up waiting (a
         # read timeout) must still find its request in the log when it looks.
         app.log.add(replace(entry, t_end=time.time() + max(wait, 0.0)))
@@ -271,6 +271,30 @@ class Sandbox:
     def set_latency(self, seconds: float) -> None:
         """Make every API request from now on wait ``seconds`` before it is answered."""
         self._app.latency_s = seconds
+
+    def set_latency_jitter(self, seconds: float) -> None:
+        """Add a uniform draw from ``[0, seconds]`` to every API answer's wait from now on."""
+        self._app.latency_jitter_s = seconds
+
+    def set_table_fault(self, table_id: str, mode: str | None) -> None:
+        """Fault one table's segment endpoint from now on (a ``TABLE_FAULT_MODES`` mode).
+
+        ``None`` clears it. ``KeyError`` if ``table_id`` is no table, ``ValueError`` if ``mode``
+        is unknown.
+        """
+        self._app.set_table_fault(table_id, mode)
+
+    def table_fault(self, table_id: str) -> str | None:
+        """The access fault of one table, ``None`` if it has none."""
+        return self._app.table_fault(table_id)
+
+    def set_deleted_cursor(self, mode: str) -> None:
+        """Answer a ``lastSegmentRowID`` naming no live row this way from now on.
+
+        ``mode`` is one of ``DELETED_CURSOR_MODES``: "continue", "error", "code", "404" or
+        "restart".
+        """
+        self._app.deleted_cursor = mode
 
     def set_page_size_cap(self, cap: int | None) -> None:
         """Serve at most ``cap`` workspaces per page from now on (``None``: no cap)."""

@@ -586,6 +586,9 @@ def test_cli_help_describes_every_option_and_its_default(capsys):
         "--revoke-access-on-refresh",
         "--columns-every-segment",
         "--refresh-ttl",
+        "--latency-jitter",
+        "--table-fault",
+        "--deleted-cursor",
     ):
         assert flag in text
     assert "(default: 60)" in text
@@ -638,6 +641,10 @@ def test_cli_process_with_new_options():
             "600",
             "--faults",
             '{"schedule": {"2": "429"}, "retry_after": "inf"}',
+            "--latency-jitter",
+            "0.05",
+            "--deleted-cursor",
+            "404",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -656,7 +663,13 @@ def test_cli_process_with_new_options():
         workspaces = get(url, "/workspaces/", token, page=3, pageSize=10).json()["detail"]
         assert [w["id"] for w in workspaces] == [166]
         settings = requests.get(f"{url}/_sandbox/settings", timeout=5).json()
-        assert settings == {"latency_s": 0.3, "page_size_cap": 1, "token_clock_skew_s": 600.0}
+        assert settings == {
+            "latency_s": 0.3,
+            "latency_jitter_s": 0.05,
+            "page_size_cap": 1,
+            "token_clock_skew_s": 600.0,
+            "deleted_cursor": "404",
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

@@ -294,7 +294,13 @@ def test_data_quirks_present():
         values = [(columns[k]["type"], v) for r in rows for k, v in r["cells"].items()]
         assert any(t == "number" and isinstance(v, str) for t, v in values)
         assert any(t == "datetime" and v == "0001-01-01T00:00:00Z" for t, v in values)
-        assert any(t == "datetime" and v.endswith("+08:00") for t, v in values)
+        dates = [v for t, v in values if t == "datetime"]
+        assert any(isinstance(v, str) and v.endswith("+08:00") for v in dates)
+        assert any(isinstance(v, str) and v.endswith("Z") and v[0] == "2" for v in dates)
+        assert any(isinstance(v, str) and v[-3] == ":" and "+" not in v[10:] for v in dates)
+        epoch_ms = [v for v in dates if isinstance(v, int)]
+        assert len(epoch_ms) > 0.8 * len(dates)  # documented: epoch milliseconds
+        assert all(1_704_067_200_000 <= v < 1_767_225_600_000 for v in epoch_ms)
         assert any(r["meta"]["updateTime"] == "0001-01-01T00:00:00Z" for r in rows)
         assert any(len(r["cells"]) < len(columns) for r in rows)
         ok = [
