@@ -77,6 +77,7 @@ class TableRowsStream(MapTableStream):
         self._emitted = 0
         self._invalid_rows = 0
         self._sent: list[sent.SentColumn] | None = None
+        self._missing: tuple[str, ...] = ()
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
 
     def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
@@ -229,7 +230,9 @@ class TableRowsStream(MapTableStream):
             self._map_columns(detail.get("columns"))
         columns = self._columns or []
         return [
-            row_record(row, columns) for row in detail.get("rows") or [] if isinstance(row, dict)
+            row_record(row, columns, self._missing)
+            for row in detail.get("rows") or []
+            if isinstance(row, dict)
         ]
 
     def post_process(
@@ -272,8 +275,8 @@ class TableRowsStream(MapTableStream):
         # way of `_invalid_values` either (the SDK only drops deselected top-level keys).
         mask = self.mask
         self._columns = [c for c in plan.columns if mask.get(("properties", c.prop_name), True)]
-        missing = [prop for prop in plan.missing if mask.get(("properties", prop), True)]
-        self._sent = sent.columns_sent(self._columns, missing)
+        self._missing = tuple(p for p in plan.missing if mask.get(("properties", p), True))
+        self._sent = sent.columns_sent(self._columns, self._missing)
         if plan.drifted and not self._drift_reported:
             self._drift_reported = True
             self._report_drift(plan)

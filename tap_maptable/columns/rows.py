@@ -92,8 +92,14 @@ def row_schema(columns: list[Column]) -> dict[str, Any]:
     return {"type": "object", "properties": properties}
 
 
-def row_record(row: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
-    """Turn an API row into a record of the row schema; never raises on odd values."""
+def row_record(
+    row: dict[str, Any], columns: list[Column], missing: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Turn an API row into a record of the row schema; never raises on odd values.
+
+    `missing` properties (their column is gone) are sent as null, not left out: a target then
+    clears them in the rows it upserts, whatever it does with absent keys.
+    """
     meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
     cells = row.get("cells") if isinstance(row.get("cells"), dict) else {}
     assert isinstance(meta, dict)  # noqa: S101 - narrowed above, for the type checker
@@ -116,6 +122,8 @@ def row_record(row: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
         except InvalidValueError:
             record[column.prop_name] = None
             invalid[column.prop_name] = raw
+    for prop in missing:
+        record[prop] = None
     record[INVALID_VALUES] = json_text(invalid) if invalid else None
     return record
 
