@@ -19,7 +19,7 @@ from tap_maptable.discovery import (
     table_id_for,
 )
 from tap_maptable.errors import MapTableAPIError
-from tap_maptable.inputs import check_catalog, normalise_state, read_input_files
+from tap_maptable.inputs import InputFile, check_catalog, normalise_state, read_input_files
 from tap_maptable.output import SingerOutput
 from tap_maptable.prefetch import Prefetcher
 from tap_maptable.settings import (
@@ -82,9 +82,16 @@ class TapMapTable(Tap):
 
     @classmethod
     def get_singer_command(cls) -> click.Command:
-        """The SDK's command line, with help that says what this tap does."""
+        """The SDK's command line, with help that says what this tap does.
+
+        `--catalog` and `--state` are read and closed as they are parsed (`InputFile`): the
+        SDK's `click.File` left them open when a later option failed.
+        """
         command = super().get_singer_command()
         command.help = HELP
+        for param in command.params:
+            if param.name in {"catalog", "state"}:
+                param.type = InputFile(param.name)
         return command
 
     # -- what the user hands us, checked before any request ----------------------------------
