@@ -1,4 +1,11 @@
-"""A failed run's stderr ends with the tap's one line: no ResourceWarning, no tracemalloc hint.
+"""How a run ends: the exit code README's table gives, and nothing on stderr but the tap's lines.
+
+Exit codes: 1 for every failure of the run, a missing or unreadable `--state`/`--catalog` file
+included (it was click's usage error, 2, which a scheduler could not tell from a typo in the
+command); 2 only for a command line that is itself wrong. README's table lists every code.
+
+No stray output: a failed run's stderr ends with the tap's one line, with no ResourceWarning
+and no tracemalloc hint.
 
 Meltano runs plugins with PYTHONWARNINGS set, so a file the tap (or the SDK's click options)
 left open printed `sys:1: ResourceWarning: unclosed file <... name='state.json'>` and "Enable
@@ -56,8 +63,21 @@ CASES = {
         1,
         "tap-maptable: error: invalid config: missing required setting 'app_id'",
     ),
+    "unknown-option": (
+        "--config {dir}/good.json --state {dir}/state.json --bogus",
+        2,
+        "tap-maptable: error: No such option '--bogus'",
+    ),
+    "bad-about-format": (
+        "--about --format=xml",
+        2,
+        "tap-maptable: error: Invalid value for '--format': 'xml' is not one of",
+    ),
     "about": ("--about --state {dir}/state.json", 0, ""),
 }
+# README's exit code table (Troubleshooting): every code the tap returns. 3 is a finished run
+# that skipped tables MapTable refused to serve.
+EXIT_CODES = {0, 1, 2, 3, 130, 143}
 
 
 @pytest.fixture
@@ -98,3 +118,11 @@ def test_a_run_prints_nothing_but_its_own_lines(inputs: Path, case: str) -> None
     else:
         assert "Name: tap-maptable" in result.stdout
         assert not result.stderr.strip(), result.stderr
+
+
+def test_readme_lists_every_exit_code() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| exit code | meaning |") :].split("\n\n", 1)[0]
+    listed = {int(line.split("|")[1]) for line in table.splitlines()[2:]}
+    assert listed == EXIT_CODES
+    assert "Every failure ends the run with exit code 1" not in readme
