@@ -47,8 +47,10 @@ def meltano_env() -> dict[str, str]:
     return env
 
 
-def run(command: str, cwd: Path, *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run one README command (`meltano` is the pinned one); fail the test if it fails."""
+def run(
+    command: str, cwd: Path, *, timeout: float = 300, code: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """Run one README command (`meltano` is the pinned one); fail the test on another exit."""
     argv = shlex.split(command)
     if argv[0] == "meltano":
         argv[0] = str(MELTANO)
@@ -61,7 +63,8 @@ def run(command: str, cwd: Path, *, timeout: float = 300) -> subprocess.Complete
         timeout=timeout,
         check=False,
     )
-    assert result.returncode == 0, f"{command}: exit {result.returncode}\n{result.stderr[-3000:]}"
+    tail = result.stderr[-3000:]
+    assert result.returncode == code, f"{command}: exit {result.returncode}\n{tail}"
     return result
 
 
@@ -131,3 +134,19 @@ def test_readme_commands_add_install_and_run_the_tap(kind: str, tmp_path: Path) 
     assert f"Version: {tap_maptable.__version__}" in about
     as_json = run(f"{ABOUT} --format=json", cwd=project).stdout
     assert json.loads(as_json)["name"] == "tap-maptable"
+
+
+def test_under_meltano_a_missing_setting_names_the_meltano_command(tmp_path: Path) -> None:
+    """The tap sees that Meltano runs it, and in which environment (`meltano init`: dev)."""
+    project = new_project(tmp_path)
+    run(ADD.replace(CHECKOUT, str(REPO)), cwd=project)
+    run(SET_PIP_URL.replace(PIP_URL, str(REPO)), cwd=project)
+    run(INSTALL, cwd=project)
+    failed = run("meltano invoke tap-maptable --discover", cwd=project, code=1)
+    output = failed.stdout + failed.stderr
+    assert (
+        "missing required setting 'app_id' (`meltano --environment=dev config set tap-maptable "
+        "app_id <value>`, or export TAP_MAPTABLE_APP_ID=<value>)"
+    ) in output, output[-2000:]
+    assert "export TAP_MAPTABLE_APP_SECRET=<secret>" in output
+    assert "--config ENV" not in output
