@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 from singer_sdk import Tap
 
 from tap_maptable import logs, stopping
+from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
 from tap_maptable.columns import name_columns, row_schema
 from tap_maptable.connection import MapTableConnection, tap_version
 from tap_maptable.discovery import (
@@ -60,7 +61,7 @@ Settings (in the --config JSON file, or with --config ENV from TAP_MAPTABLE_<NAM
 \b
   tap-maptable --config config.json --discover > catalog.json
   tap-maptable --config config.json --catalog catalog.json --state state.json | target-...
-  tap-maptable --about --format=markdown    every setting, its default and description
+  tap-maptable --about                      every setting, its default and what it does
 
 Everything else (Meltano, warehouses, the request budget, when tables change,
 troubleshooting): README.md in the tap's source, also the package's long description.
@@ -79,6 +80,11 @@ class TapMapTable(Tap):
     def get_plugin_version(cls) -> str:
         """`tap_maptable.__version__`: never the stale metadata of an old editable install."""
         return tap_version()
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """`--about`: in plain text, each setting's default and purpose too (`about.py`)."""
+        super().print_about(output_format or ABOUT_TEXT)
 
     @classmethod
     def get_singer_command(cls) -> click.Command:
