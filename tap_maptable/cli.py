@@ -32,7 +32,11 @@ from tap_maptable.tap import TapMapTable
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the tap's command line; exit 1 with a one-line error on failure."""
+    """Run the tap's command line; on failure print one line and exit non-zero.
+
+    1 for a failed run, 2 for a command line click cannot parse, 128 + the signal number when
+    stopped: the codes README's table lists, so that a scheduler can tell them apart.
+    """
     stopping.install()
     try:
         code = TapMapTable.cli.main(args=argv, prog_name="tap-maptable", standalone_mode=False)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.streams import RESTStream
 
-from tap_maptable.classify import check, classify, path_of
+from tap_maptable.classify import check
 from tap_maptable.envelope import Envelope, read_envelope
 from tap_maptable.retry import log_retry
 
@@ -89,12 +89,13 @@ class MapTableStream(RESTStream[Any]):
         )
 
     def validate_response(self, response: requests.Response) -> None:
-        """Judge the response with `classify.check`: success, retriable or fatal failure."""
-        check(response)
+        """Judge the response with `classify.check`: success, retriable or fatal failure.
 
-    def response_error_message(self, response: requests.Response) -> str:
-        """The SDK's default shows the whole body and headers; ours shows neither."""
-        return classify(response).message or path_of(response)
+        Replaces the SDK's check entirely, and with it the only caller of the SDK's
+        `response_error_message` (whose message holds the whole body and headers): no message
+        of ours is built from it.
+        """
+        check(response)
 
     def envelope(self, response: requests.Response) -> Envelope:
         """The parsed envelope of a response that `validate_response` has accepted."""

@@ -10,7 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from typing import IO, Any
+import sys
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
+
+import click
 
 from tap_maptable.columns import ROW_ID, UPDATED_AT
 from tap_maptable.errors import ConfigurationError
@@ -88,12 +92,60 @@ def _check_row_bookmark(stream: str, bookmark: dict[str, Any]) -> None:
         raise ConfigurationError(msg)
 
 
+if TYPE_CHECKING:  # click 8.2+ types its ParamType generically; older click is not generic
+    _FileParam = click.ParamType[IO[str], Any]
+else:
+    _FileParam = click.ParamType
+
+
+class InputFile(_FileParam):
+    """`--catalog` and `--state`: the file's text, read and closed while the option is parsed.
+
+    The SDK declares both as `click.File()`, which opens the file while the command line is
+    parsed and leaves closing it to the click context's end. When a later option's callback
+    fails (`--discover` with a bad config) click never ends that context, and the open file
+    surfaced at exit as `ResourceWarning: unclosed file` (printed on every failed run under
+    Meltano, which sets PYTHONWARNINGS). Reading the whole file at once leaves nothing open on
+    any path. A file that cannot be read is also a one-line `invalid catalog|state` error with
+    exit code 1, like an unreadable `--config` file, rather than click's usage error (exit 2).
+    """
+
+    name = "file"
+
+    def __init__(self, what: str) -> None:
+        """Name the input (`catalog` or `state`) in its errors."""
+        self.what = what
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> IO[str]:
+        """Read the named file (`-`: standard input) and hand on its text in memory."""
+        del param, ctx  # the error names the input itself
+        if not isinstance(value, str):  # already read (click converts defaults again)
+            return cast("IO[str]", value)
+        try:
+            if value == "-":
+                text = sys.stdin.read()
+            else:
+                with Path(value).open(encoding="utf-8") as file:
+                    text = file.read()
+        except UnicodeDecodeError:
+            msg = f"invalid {self.what}: {value} is not UTF-8 text"
+            raise ConfigurationError(msg) from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            msg = f"invalid {self.what}: cannot read {value}: {reason}"
+            raise ConfigurationError(msg) from None
+        return io.StringIO(text)
+
+
 def read_input_files(
     catalog: IO[str] | None, state: IO[str] | None
 ) -> tuple[IO[str] | None, IO[str] | None]:
-    """Read and check `--catalog` and `--state`, closing both on every path, errors included.
+    """Check the `--catalog` and `--state` texts; hand them on as checked JSON in memory.
 
-    Returns them again as checked JSON in memory, for the SDK to read as it would the files.
+    Both come from `InputFile` (already read, nothing to close); a file object handed in by a
+    caller of `TapMapTable.invoke` is closed on every path, errors included.
     """
     with contextlib.ExitStack() as files:
         for file in (catalog, state):

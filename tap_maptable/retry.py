@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,15 +47,21 @@ RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class RetryPolicy:
-    """Tries, backoff with jitter, and rate-limit waits, for every request of a run."""
+    """Tries, backoff with jitter, and rate-limit waits, for every request of a run.
+
+    One per run (the connection's), shared by every thread: besides its settings it holds the
+    run's "logged once" state for its own warnings, so it is a plain object compared by
+    identity, not a frozen value (it was frozen, and mutated that state all the same).
+    """
 
     max_tries: int = MAX_TRIES
     backoff_cap_s: float = BACKOFF_CAP_S
     max_rate_limit_waits: int = MAX_RATE_LIMIT_WAITS
     window_s: float = 60.0
-    _logged: set[str] = field(default_factory=set, compare=False, repr=False)
+    _warned: set[str] = field(default_factory=set, init=False, repr=False)
+    _warned_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def wait_generator(self) -> Generator[float, None, None]:
         """Exponential backoff (1, 2, 4, ... s, capped), randomised by `jitter`."""
@@ -91,8 +98,7 @@ class RetryPolicy:
         if math.isfinite(told_s) and 0 <= told_s <= self.window_s:
             return told_s
         key = "huge" if not math.isfinite(told_s) or told_s > 0 else "negative"
-        if key not in self._logged:
-            self._logged.add(key)
+        if self._first_time(key):
             LOGGER.warning(
                 "MapTable sent a Retry-After of %s s; waiting one rate-limit window (%g s) "
                 "instead.",
@@ -100,6 +106,18 @@ class RetryPolicy:
                 self.window_s,
             )
         return self.window_s
+
+    def _first_time(self, warning: str) -> bool:
+        """Whether this run has not logged `warning` yet (and now counts it as logged).
+
+        Threads fetching tables in the background wait out 429s too: the check and the mark
+        are one step, so that two of them never both log the same warning.
+        """
+        with self._warned_lock:
+            if warning in self._warned:
+                return False
+            self._warned.add(warning)
+            return True
 
 
 def _cannot_be_fixed_by_retrying(exc: Exception) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -178,22 +180,91 @@ def _describe(error: ValidationError) -> str:
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         names = ", ".join(repr(name) for name in extra)
-        return f"unknown setting {names}" if len(extra) == 1 else f"unknown settings {names}"
+        text = f"unknown setting {names}" if len(extra) == 1 else f"unknown settings {names}"
+        return text + _how_to_unset(extra)
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-        return f"missing required setting {missing!r} (give --config FILE, or --config ENV)"
+        return f"missing required setting {missing!r}" + _how_to_set(missing, missing=True)
+    hint = _how_to_set(path.split(".")[0])
     if error.validator == "type":
         expected = error.validator_value
         kinds = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_JSON_TYPES.get(k, k) for k in kinds if k != "null")
-        return f"{path} must be {wanted}, not {json_type(error.instance)}"
+        return f"{path} must be {wanted}, not {json_type(error.instance)}{hint}"
     if path.split(".")[0] in SECRET_SETTINGS:
-        return f"{path} is invalid ({error.validator})"
+        return f"{path} is invalid ({error.validator}){hint}"
     if isinstance(error.instance, Decimal):
         return (
             f"{path}: {error.instance} is not allowed ({error.validator} {error.validator_value})"
+            + hint
         )
-    return f"{path}: {error.message}"
+    return f"{path}: {error.message}{hint}"
+
+
+# -- how to fix a setting: standalone, or under Meltano ----------------------------------------
+
+# Meltano 4 sets MELTANO_EXTRACTOR_NAME (and _NAMESPACE, _VARIANT) in the environment of the
+# extractor it invokes, to the plugin's name in the project (a plugin that inherits from
+# tap-maptable has a name of its own, and its own environment variables), and
+# MELTANO_ENVIRONMENT to the active environment, if any.
+MELTANO_PLUGIN_ENV = "MELTANO_EXTRACTOR_NAME"
+MELTANO_ENVIRONMENT_ENV = "MELTANO_ENVIRONMENT"
+STANDALONE_NAME = "tap-maptable"
+
+
+def meltano_plugin() -> str | None:
+    """The extractor's name in the Meltano project that runs the tap; None when run standalone."""
+    return os.environ.get(MELTANO_PLUGIN_ENV) or None
+
+
+def _meltano_config(command: str, plugin: str) -> str:
+    """`meltano [--environment=E] config COMMAND PLUGIN`, in the environment that ran the tap.
+
+    The environment matters: a value an environment sets in `meltano.yml` (this project's `dev`
+    sets `app_id: $TAP_MAPTABLE_APP_ID`) wins over one set without `--environment`, so that
+    command alone would change nothing the run sees.
+    """
+    environment = os.environ.get(MELTANO_ENVIRONMENT_ENV)
+    option = f"--environment={environment} " if environment else ""
+    return f"meltano {option}config {command} {plugin}"
+
+
+def env_var(setting: str, plugin: str = STANDALONE_NAME) -> str:
+    """The environment variable a setting is read from (Meltano's rule and the SDK's agree)."""
+    return "_".join(re.sub(r"[^A-Za-z0-9]", "_", part).upper() for part in (plugin, setting))
+
+
+def _how_to_set(setting: str, *, missing: bool = False) -> str:
+    """Where to give a setting, in the words of whoever runs the tap.
+
+    Under Meltano the tap's `--config` is a file Meltano writes for each run, so "give --config"
+    would send a user to the wrong place: Meltano's own commands set the value, and a secret
+    belongs in the environment (or the project's `.env`, where Meltano keeps sensitive values),
+    never in `meltano.yml`. Standalone, only a missing setting gets a hint: a wrong value is
+    already named in the file the user wrote.
+    """
+    plugin = meltano_plugin()
+    if plugin is None:
+        if not missing:
+            return ""
+        return f" (give --config FILE, or --config ENV with {env_var(setting)} set)"
+    variable = env_var(setting, plugin)
+    command = f"`{_meltano_config('set', plugin)} {setting}"
+    if setting in SECRET_SETTINGS:
+        return (
+            f" (export {variable}=<secret>, or {command} <secret>`, which keeps it in the "
+            "project's .env)"
+        )
+    return f" ({command} <value>`, or export {variable}=<value>)"
+
+
+def _how_to_unset(names: list[str]) -> str:
+    """Under Meltano, the command that removes settings the tap does not have."""
+    plugin = meltano_plugin()
+    if plugin is None:
+        return ""
+    commands = "; ".join(f"`{_meltano_config('unset', plugin)} {name}`" for name in names)
+    return f" (remove with {commands})"
 
 
 def json_type(value: Any) -> str:
@@ -216,11 +287,13 @@ def _semantic_problems(config: dict[str, Any]) -> list[str]:
     problems = []
     start = config.get("start_date")
     if start is not None and not is_datetime(start):
-        problems.append(f"start_date: {start!r} is not an RFC 3339 date-time")
+        problems.append(
+            f"start_date: {start!r} is not an RFC 3339 date-time{_how_to_set('start_date')}"
+        )
     url = str(config.get("api_url") or "https://maptable.com")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        problems.append(f"api_url: {url!r} is not an http(s) URL")
+        problems.append(f"api_url: {url!r} is not an http(s) URL{_how_to_set('api_url')}")
     elif (
         parts.scheme == "http"
         and not config.get("allow_insecure_http")
@@ -229,6 +302,7 @@ def _semantic_problems(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"api_url: refusing plain http to {parts.hostname} (the app secret and tokens "
             "would travel in clear text); use https, or set allow_insecure_http to true"
+            + _how_to_set("allow_insecure_http")
         )
     return problems
 

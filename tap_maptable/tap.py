@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 from singer_sdk import Tap
 
 from tap_maptable import logs, stopping
+from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
 from tap_maptable.columns import UnmappableColumnsError, live_columns, name_columns, row_schema
 from tap_maptable.connection import MapTableConnection, tap_version
 from tap_maptable.discovery import (
@@ -19,7 +20,7 @@ from tap_maptable.discovery import (
     table_id_for,
 )
 from tap_maptable.errors import TABLE_ERRORS, TablesSkippedError
-from tap_maptable.inputs import check_catalog, normalise_state, read_input_files
+from tap_maptable.inputs import InputFile, check_catalog, normalise_state, read_input_files
 from tap_maptable.output import SingerOutput
 from tap_maptable.prefetch import Prefetcher
 from tap_maptable.settings import (
@@ -63,7 +64,7 @@ Settings (in the --config JSON file, or with --config ENV from TAP_MAPTABLE_<NAM
 \b
   tap-maptable --config config.json --discover > catalog.json
   tap-maptable --config config.json --catalog catalog.json --state state.json | target-...
-  tap-maptable --about --format=markdown    every setting, its default and description
+  tap-maptable --about                      every setting, its default and what it does
 
 Everything else (Meltano, warehouses, the request budget, when tables change,
 troubleshooting): README.md in the tap's source, also the package's long description.
@@ -84,10 +85,22 @@ class TapMapTable(Tap):
         return tap_version()
 
     @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """`--about`: in plain text, each setting's default and purpose too (`about.py`)."""
+        super().print_about(output_format or ABOUT_TEXT)
+
+    @classmethod
     def get_singer_command(cls) -> click.Command:
-        """The SDK's command line, with help that says what this tap does."""
+        """The SDK's command line, with help that says what this tap does.
+
+        `--catalog` and `--state` are read and closed as they are parsed (`InputFile`): the
+        SDK's `click.File` left them open when a later option failed.
+        """
         command = super().get_singer_command()
         command.help = HELP
+        for param in command.params:
+            if param.name in {"catalog", "state"}:
+                param.type = InputFile(param.name)
         return command
 
     # -- what the user hands us, checked before any request ----------------------------------

@@ -88,8 +88,12 @@ class TokenCache:
     day: a valid token from the last process saves a login each time. The file lives in the
     user's cache directory, readable by its owner only (0600 in a 0700 directory), one file per
     API host and app, named by a hash that includes the secret (so a new secret never picks up
-    an old token). It is never part of the Singer state. If another process rotated the refresh
-    token meanwhile, the refresh is refused and the tap logs in again, as it would anyway.
+    an old token). It is never part of the Singer state.
+
+    Every process of the same app run by the same user on the host shares the file. A refresh
+    rotates the refresh token, so a process whose refresh token another process has used is
+    refused (one request, through the budget); it then takes the newer pair from this file
+    (`MapTableAuthenticator._refresh_or_login`), or logs in if the file has none.
     """
 
     def __init__(self, directory: Path, api_url: str, app_id: str, app_secret: str) -> None:

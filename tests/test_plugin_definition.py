@@ -7,7 +7,7 @@ Three descriptions of the same extractor must never drift apart:
 - the `tap-maptable` extractor in `meltano.yml` (what `meltano install` and `meltano config` use
   in this project);
 - the Meltano Hub definition, `meltano-hub/extractors/tap-maptable/maptable.yml` (what
-  `meltano add extractor tap-maptable` will use once it is on the Hub).
+  `meltano add tap-maptable` will use once it is on the Hub).
 
 They must have the same setting names, kinds consistent with the JSON types, the same defaults,
 labels and sensitivity (a `secret` setting is `kind: password` and `sensitive: true`), the
@@ -379,8 +379,16 @@ def test_meltano_adds_the_hub_definition(tmp_path: Path) -> None:
 
     meltano("init", "project", "--no_usage_stats", cwd=tmp_path)
     project = tmp_path / "project"
-    add = ("add", "extractor", "tap-maptable", f"--from-ref={HUB_FILE}", "--no-install")
-    meltano(*add, cwd=project)
+    # README's command. Not `add extractor tap-maptable`: Meltano 4 reads `extractor` as a
+    # second plugin name and adds the definition again, as a utility named tap-maptable.
+    meltano("add", "tap-maptable", "--from-ref", str(HUB_FILE), "--no-install", cwd=project)
+    added = yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8"))["plugins"]
+    assert set(added) == {"extractors"}, f"meltano add added more than an extractor: {added}"
+    (extractor,) = added["extractors"]
+    assert extractor["name"] == "tap-maptable"
+    for key in ("namespace", "pip_url", "executable", "capabilities", "settings_group_validation"):
+        assert extractor[key] == hub_plugin()[key], f"meltano.yml's {key} is not the Hub's"
+    assert [s["name"] for s in extractor["settings"]] == list(settings_of("hub"))
     env.update(TAP_MAPTABLE_APP_ID="app-1", TAP_MAPTABLE_APP_SECRET="secret-1")
     config = json.loads(meltano("config", "print", "tap-maptable", "--format=json", cwd=project))
     assert config.pop("app_secret") != "secret-1", "Meltano must redact the sensitive secret"

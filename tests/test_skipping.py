@@ -65,8 +65,9 @@ def test_an_unreadable_table_is_skipped_and_every_other_one_committed(
     state = run.last_state
     assert state is not None
     before = first.last_state["bookmarks"][stream(bad)]
-    assert state["bookmarks"][stream(bad)]["replication_key_value"] == (
-        before["replication_key_value"]
+    assert (
+        state["bookmarks"][stream(bad)]["replication_key_value"]
+        == (before["replication_key_value"])
     )
     assert "progress_markers" not in state["bookmarks"][stream(bad)]
     for table_id in tables:

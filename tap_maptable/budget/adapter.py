@@ -40,7 +40,6 @@ class ThrottledAdapter(HTTPAdapter):
         self.budget = budget
         self.policy = policy
         self.before_send = before_send
-        self.rate_limited = 0
 
     def send(
         self,
@@ -67,7 +66,6 @@ class ThrottledAdapter(HTTPAdapter):
                 return response
             wait = self.policy.rate_limit_wait(verdict.retry_after_s)
             waits += 1
-            self.rate_limited += 1
             LOGGER.warning(
                 "MapTable answered 429 (rate limited) for %s %s; waiting %.1f s before "
                 "retrying. Another client of the same app may be using its budget.",

@@ -69,11 +69,60 @@ def test_a_bad_setting_is_refused_in_one_line_before_any_request(sandbox, change
 
 
 @pytest.mark.parametrize("missing", ["app_id", "app_secret"])
-def test_a_missing_required_setting_is_named(sandbox, missing) -> None:
+def test_a_missing_required_setting_is_named(sandbox, missing, monkeypatch) -> None:
+    """Standalone, the hint is the tap's own command line: a --config file, or --config ENV."""
+    monkeypatch.delenv("MELTANO_EXTRACTOR_NAME", raising=False)
     config = tap_config(sandbox)
     del config[missing]
     run = run_cli(["--discover"], config)
-    _assert_refused(run, sandbox, "config", f"missing required setting {missing!r}")
+    variable = f"TAP_MAPTABLE_{missing.upper()}"
+    hint = f"(give --config FILE, or --config ENV with {variable} set)"
+    _assert_refused(run, sandbox, "config", f"missing required setting {missing!r} {hint}")
+    assert "meltano" not in run.stderr
+
+
+# Meltano 4.4.1 sets these for the extractor it invokes (`meltano invoke --print-var ...`).
+UNDER_MELTANO = {"MELTANO_EXTRACTOR_NAME": "tap-maptable", "MELTANO_ENVIRONMENT": "prod"}
+
+
+def test_under_meltano_a_missing_setting_is_set_with_meltano_config(sandbox) -> None:
+    config = tap_config(sandbox)
+    del config["app_id"]
+    run = run_cli(["--discover"], config, env=UNDER_MELTANO)
+    hint = (
+        "missing required setting 'app_id' (`meltano --environment=prod config set "
+        "tap-maptable app_id <value>`, or export TAP_MAPTABLE_APP_ID=<value>)"
+    )
+    last = _assert_refused(run, sandbox, "config", hint)
+    assert "--config" not in last, "under Meltano, --config is Meltano's file, not the user's"
+
+
+def test_under_meltano_a_missing_secret_comes_from_the_environment(sandbox) -> None:
+    config = tap_config(sandbox)
+    del config["app_secret"]
+    env = {**UNDER_MELTANO, "MELTANO_EXTRACTOR_NAME": "tap-maptable--eu"}  # an inheriting plugin
+    run = run_cli(["--discover"], config, env=env)
+    hint = (
+        "missing required setting 'app_secret' (export TAP_MAPTABLE__EU_APP_SECRET=<secret>, "
+        "or `meltano --environment=prod config set tap-maptable--eu app_secret <secret>`, which "
+        "keeps it in the project's .env)"
+    )
+    last = _assert_refused(run, sandbox, "config", hint)
+    assert "--config " not in last
+
+
+def test_under_meltano_wrong_and_unknown_settings_name_the_meltano_command(sandbox) -> None:
+    config = {**tap_config(sandbox), "page_size": 0, "page_sise": 10}
+    env = {"MELTANO_EXTRACTOR_NAME": "tap-maptable"}  # no active environment
+    run = run_cli(["--discover"], config, env=env)
+    _assert_refused(
+        run,
+        sandbox,
+        "config",
+        "page_size: 0 is less than the minimum of 1 (`meltano config set tap-maptable "
+        "page_size <value>`, or export TAP_MAPTABLE_PAGE_SIZE=<value>)",
+        "unknown setting 'page_sise' (remove with `meltano config unset tap-maptable page_sise`)",
+    )
 
 
 @pytest.mark.parametrize("content", ["not json", "{", ""], ids=["words", "cut-off", "empty"])
