@@ -53,8 +53,10 @@ _HYPERLINK: Final[dict[str, Any]] = {
         HYPERLINK_TEXT: {"type": ["string", "null"]},
     },
 }
-# File records: MapTable documents no fields of its own, so each record is kept whole.
-_ATTACHMENTS: Final[dict[str, Any]] = {"type": ["array", "null"], "items": {"type": "object"}}
+# File records (objects): MapTable documents no fields of its own, so each is kept whole. No
+# `items`: SQL targets then store the list as one JSON value (PostgreSQL JSONB, DuckDB JSON)
+# rather than an SQL array of JSON (`jsonb[]`), which is awkward to query.
+_ATTACHMENTS: Final[dict[str, Any]] = {"type": ["array", "null"]}
 # A type the tap has not seen yet: accept any JSON value, so a new column type never fails a sync.
 # (Not `{}`: the SDK's record conformance and most targets need a `type` to pick a column type;
 # with `object` and `array` listed, SQL targets store such a column as JSON.)
