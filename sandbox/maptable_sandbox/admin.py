@@ -18,6 +18,7 @@ from maptable_sandbox.config import (
     check_deleted_cursor,
     check_latency,
     check_page_size_cap,
+    workspace_key,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +33,14 @@ _COLUMN_RE = re.compile(
     r"/_sandbox/tables/(?P<table>[^/]+)/columns/(?P<column>[^/]+?)(?:/(?P<action>rename|retype))?"
 )
 _FAULT_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)/fault")
+_TABLE_RE = re.compile(r"/_sandbox/tables/(?P<table>[^/]+)")
+_PROJECT_RE = re.compile(r"/_sandbox/projects/(?P<project>[^/]+)")
+_PROJECT_TABLES_RE = re.compile(r"/_sandbox/projects/(?P<project>[^/]+)/tables")
+_WORKSPACE_RE = re.compile(
+    r"/_sandbox/workspaces/(?P<type>[^/]+)/(?P<id>[^/]+)/(?P<action>projects|fault)"
+)
+MODE_BODY = 'body must be {"mode": MODE} (null clears)'
+NO_ENDPOINT = "no such admin endpoint"
 #: Run-time settings and their checks (each raises ``ValueError`` on a bad value).
 SETTINGS: dict[str, Callable[[Any], None]] = {
     "latency_s": check_latency,
@@ -65,6 +74,9 @@ def _dispatch(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
     simple = _simple(app, req.method, path, req.body)
     if simple is not None:
         return simple
+    structure = _structure(app, req, path)
+    if structure is not None:
+        return structure
     if "/columns" in path:
         return _columns(app, req, path)
     match = _FAULT_RE.fullmatch(path)
@@ -83,7 +95,75 @@ def _rows(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
         return _reply(list(app.data.rows(match["table"])))
     if match and req.method == "POST":
         return _reply(app.data.insert_row(match["table"], _cells(req.body)), 201)
-    return _problem(404, "no such admin endpoint")
+    return _problem(404, NO_ENDPOINT)
+
+
+def _structure(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse | None:
+    """Projects and table nodes: add and delete; workspace faults. ``None``: not one of these."""
+    match = _WORKSPACE_RE.fullmatch(path)
+    if match:
+        ws_type, ws_id = match["type"], _workspace_id(match["type"], match["id"])
+        if match["action"] == "fault":
+            return _workspace_fault(app, req, ws_type, ws_id)
+        if req.method != "POST":
+            return _problem(405, "method not allowed")
+        return _reply(app.add_project(ws_type, ws_id, _text(_object(req.body), "name")), 201)
+    match = _PROJECT_TABLES_RE.fullmatch(path)
+    if match:
+        return _add_table(app, req, match["project"])
+    match = _PROJECT_RE.fullmatch(path) or _TABLE_RE.fullmatch(path)
+    return None if match is None else _delete_node(app, req, match.groupdict())
+
+
+def _delete_node(app: ApiApp, req: HttpRequest, params: dict[str, str]) -> HttpResponse:
+    """``DELETE`` a project (answering its table nodes' ids too) or one table node."""
+    if req.method != "DELETE":
+        return _problem(405, "method not allowed")
+    if "project" in params:
+        project = app.delete_project(params["project"])
+        nodes = [n["id"] for n in project["tableNodes"]]
+        return _reply({"deleted": project["id"], "tableNodes": nodes})
+    return _reply({"deleted": app.delete_table(params["table"])["id"]})
+
+
+def _add_table(app: ApiApp, req: HttpRequest, project_id: str) -> HttpResponse:
+    """``POST {"name", "rows"?}``: a new table (201), as ``GET /_sandbox/tables`` lists it."""
+    if req.method != "POST":
+        return _problem(405, "method not allowed")
+    body = _object(req.body)
+    rows = body.get("rows")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)):
+        msg = '"rows" must be an integer'
+        raise TypeError(msg)
+    info = app.add_table(project_id, _text(body, "name"), rows)
+    return _reply(app.table_summary(info), 201)
+
+
+def _workspace_id(ws_type: str, text: str) -> int:
+    """A workspace id from a path; ``KeyError`` (404) if it cannot name one."""
+    if not text.isascii() or not text.isdigit():
+        raise KeyError(workspace_key(ws_type, text))
+    return int(text)
+
+
+def _workspace_fault(app: ApiApp, req: HttpRequest, ws_type: str, ws_id: int) -> HttpResponse:
+    """Show (GET) or set (POST ``{"mode": ...}``, ``null`` clears) one workspace's fault."""
+    if req.method == "POST":
+        body = _object(req.body)
+        if "mode" not in body:
+            raise ValueError(MODE_BODY)
+        app.set_workspace_fault(ws_type, ws_id, body["mode"])
+    elif req.method != "GET":
+        return _problem(405, "method not allowed")
+    elif not app.data.has_workspace(ws_type, ws_id):
+        raise KeyError(workspace_key(ws_type, ws_id))
+    return _reply(
+        {
+            "workspace_type": ws_type,
+            "workspace_id": ws_id,
+            "mode": app.workspace_fault(ws_type, ws_id),
+        }
+    )
 
 
 def _one_row(app: ApiApp, req: HttpRequest, table_id: str, row_id: str) -> HttpResponse:
@@ -116,7 +196,7 @@ def _columns(app: ApiApp, req: HttpRequest, path: str) -> HttpResponse:
         return _reply(_add_column(app, match["table"], _object(req.body)), 201)
     match = _COLUMN_RE.fullmatch(path)
     if match is None:
-        return _problem(404, "no such admin endpoint")
+        return _problem(404, NO_ENDPOINT)
     return _one_column(app, req, match["table"], match["column"], match["action"])
 
 
@@ -125,8 +205,7 @@ def _table_fault(app: ApiApp, req: HttpRequest, table_id: str) -> HttpResponse:
     if req.method == "POST":
         body = _object(req.body)
         if "mode" not in body:
-            msg = 'body must be {"mode": MODE} (null clears)'
-            raise ValueError(msg)
+            raise ValueError(MODE_BODY)
         app.set_table_fault(table_id, body["mode"])
     elif req.method != "GET":
         return _problem(405, "method not allowed")

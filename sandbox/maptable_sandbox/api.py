@@ -25,8 +25,11 @@ from maptable_sandbox.config import (
     check_latency,
     check_page_size_cap,
     check_table_fault,
+    check_workspace_fault,
+    parse_workspace_key,
+    workspace_key,
 )
-from maptable_sandbox.data import Dataset
+from maptable_sandbox.data import Dataset, TableInfo
 from maptable_sandbox.faults import NGINX_502, REPLACING, FaultInjector
 from maptable_sandbox.ratelimit import SlidingWindowLimiter
 from maptable_sandbox.tokens import EXPIRED, REFRESH_INVALID, TokenError, TokenRegistry
@@ -50,6 +53,7 @@ BAD_CURSOR = (40001, "invalid lastSegmentRowID")
 GROUP_NODE = (40002, "table node is a group and has no rows")
 NOT_FOUND = (40400, "not found")
 NO_PERMISSION = (40300, "no permission to read this table")
+NO_WORKSPACE_PERMISSION = (40300, "no permission to access this workspace")
 CURSOR_ROW_GONE = (40400, "row of lastSegmentRowID not found")
 BAD_METHOD = (40500, "method not allowed")
 TOO_MANY = (42900, "too many requests")
@@ -64,6 +68,12 @@ TABLE_REFUSALS: dict[str, tuple[int, tuple[int, str]]] = {
     "code": (HTTP_OK, NO_PERMISSION),
 }
 AFTER_FIRST = "_after_first"
+#: Per-workspace faults (all refuse the detail and roles requests): mode -> HTTP status, code.
+WORKSPACE_REFUSALS: dict[str, tuple[int, tuple[int, str]]] = {
+    "403": (HTTP_FORBIDDEN, NO_WORKSPACE_PERMISSION),
+    "404": (HTTP_NOT_FOUND, NOT_FOUND),
+    "code": (HTTP_OK, NO_WORKSPACE_PERMISSION),
+}
 #: What the "bad_columns" table fault serves as ``columns``; "columns_without_id" drops this key.
 BAD_COLUMNS = "columns unavailable"
 COLUMN_ID_KEY = "id"
@@ -73,9 +83,12 @@ UNKNOWN_CURSOR_ANSWERS: dict[str, tuple[int, tuple[int, str]]] = {
     "code": (HTTP_OK, BAD_CURSOR),
     "404": (HTTP_NOT_FOUND, CURSOR_ROW_GONE),
 }
-#: Log tags (the ``fault`` field) of the table faults and the unknown-cursor answers, which are
-#: the server's configured behaviour, not the fault plan's: they do not count against max_faults.
+#: Log tags (the ``fault`` field) of the table and workspace faults and the unknown-cursor
+#: answers, which are the server's configured behaviour, not the fault plan's: they do not count
+#: against max_faults.
 TABLE_TAG, CURSOR_TAG, LOOP_TAG = "table:", "deleted_cursor:", "segment_loop:"
+WORKSPACE_TAG = "workspace:"
+STATE_TAGS = (TABLE_TAG, CURSOR_TAG, WORKSPACE_TAG)
 METHODS = {"auth": "POST", "refresh": "POST"}
 
 
@@ -222,6 +235,14 @@ class ApiApp:
         if unknown:
             msg = f"table_faults names no table: {unknown}"
             raise ValueError(msg)
+        unknown = sorted(
+            key
+            for key in config.workspace_faults
+            if not self.data.has_workspace(*parse_workspace_key(key))
+        )
+        if unknown:
+            msg = f"workspace_faults names no workspace: {unknown}"
+            raise ValueError(msg)
         self.tokens = TokenRegistry(
             token_ttl=config.token_ttl,
             refresh_ttl=config.refresh_ttl,
@@ -242,6 +263,9 @@ class ApiApp:
         self._table_faults: dict[str, str] = {}  # replaced, never mutated: read without a lock
         for table_id, mode in config.table_faults.items():
             self.set_table_fault(table_id, mode)
+        self._workspace_faults: dict[str, str] = {}  # replaced, never mutated, like table faults
+        for key, mode in config.workspace_faults.items():
+            self.set_workspace_fault(*parse_workspace_key(key), mode)
 
     # ----- run-time settings -----------------------------------------------------------------
 
@@ -302,17 +326,74 @@ class ApiApp:
             faults[table_id] = mode
         self._table_faults = faults
 
+    def workspace_fault(self, ws_type: str, ws_id: int) -> str | None:
+        """The access fault of one workspace (``WORKSPACE_FAULT_MODES``), ``None`` if none."""
+        return self._workspace_faults.get(workspace_key(ws_type, ws_id))
+
+    def set_workspace_fault(self, ws_type: str, ws_id: int, mode: str | None) -> None:
+        """Fault one workspace's detail and roles endpoints from now on (``None``: clear).
+
+        Raises:
+            KeyError: No such workspace.
+            ValueError: An unknown mode.
+        """
+        check_workspace_fault(mode)
+        if not self.data.has_workspace(ws_type, ws_id):
+            raise KeyError(workspace_key(ws_type, ws_id))
+        key = workspace_key(ws_type, ws_id)
+        faults = {k: v for k, v in self._workspace_faults.items() if k != key}
+        if mode is not None:
+            faults[key] = mode
+        self._workspace_faults = faults
+
+    def table_summary(self, info: TableInfo) -> dict[str, Any]:
+        """One table with its live row count, honest segment count and access fault.
+
+        Raises:
+            KeyError: The table was deleted meanwhile.
+        """
+        return info.to_dict() | {
+            "row_count": self.data.row_count(info.table_id),
+            "segment_count": self.data.segment_count(info.table_id),
+            "fault": self.table_fault(info.table_id),
+        }
+
     def table_summaries(self) -> list[dict[str, Any]]:
-        """Every table with its live row count, honest segment count and access fault."""
-        return [
-            info.to_dict()
-            | {
-                "row_count": self.data.row_count(info.table_id),
-                "segment_count": self.data.segment_count(info.table_id),
-                "fault": self.table_fault(info.table_id),
-            }
-            for info in self.data.tables()
-        ]
+        """Every live table's ``table_summary`` (one deleted while listing is left out)."""
+        summaries = (self._summary_if_live(info) for info in self.data.tables())
+        return [summary for summary in summaries if summary is not None]
+
+    def _summary_if_live(self, info: TableInfo) -> dict[str, Any] | None:
+        try:
+            return self.table_summary(info)
+        except KeyError:
+            return None
+
+    # ----- structure changes -----------------------------------------------------------------
+
+    def add_project(self, ws_type: str, ws_id: int, name: str) -> dict[str, Any]:
+        """``Dataset.add_project``: a project without table nodes, last in the workspace."""
+        return self.data.add_project(ws_type, ws_id, name)
+
+    def add_table(self, project_id: str, name: str, rows: int | None = None) -> TableInfo:
+        """``Dataset.add_table``: a generated table, last in the project's table nodes."""
+        return self.data.add_table(project_id, name, rows)
+
+    def delete_project(self, project_id: str) -> dict[str, Any]:
+        """``Dataset.delete_project``, and forget the access faults of its tables."""
+        project = self.data.delete_project(project_id)
+        self._forget_table_faults({n["id"] for n in project["tableNodes"]})
+        return project
+
+    def delete_table(self, node_id: str) -> dict[str, Any]:
+        """``Dataset.delete_table``, and forget the table's access fault."""
+        node = self.data.delete_table(node_id)
+        self._forget_table_faults({node_id})
+        return node
+
+    def _forget_table_faults(self, table_ids: set[str]) -> None:
+        """Drop faults of deleted tables, so that no listing shows a fault of a table gone."""
+        self._table_faults = {k: v for k, v in self._table_faults.items() if k not in table_ids}
 
     @property
     def page_size_cap(self) -> int | None:
@@ -375,7 +456,7 @@ class ApiApp:
             response.headers["Retry-After"] = str(retry_after)
         else:
             response, fault = self._admitted(kind, params, req, fault)
-        self.faults.commit(None if fault and fault.startswith((TABLE_TAG, CURSOR_TAG)) else fault)
+        self.faults.commit(None if fault and fault.startswith(STATE_TAGS) else fault)
         entry = RequestLogEntry(
             t=req.t,
             method=req.method,
@@ -426,7 +507,7 @@ class ApiApp:
             return self._workspaces(req.query), None
         if kind == "rows":
             return self._rows(params["table"], req.query)
-        return self._workspace(kind, params), None
+        return self._workspace(kind, params)
 
     def _unauthenticated(self, kind: str, req: HttpRequest) -> HttpResponse | None:
         """Answers that need no access token: 404, 405, auth and refresh."""
@@ -477,24 +558,33 @@ class ApiApp:
             size = served
         return ok(items[start : start + size])
 
-    def _workspace(self, kind: str, params: dict[str, str]) -> HttpResponse:
-        ws_id = _positive_int(params["id"])
-        if ws_id is None:
-            return error(HTTP_NOT_FOUND, NOT_FOUND)
-        try:
-            if kind == "roles":
-                return ok(self.data.workspace_roles(params["type"], ws_id))
-            return ok(self.data.workspace_detail(params["type"], ws_id))
-        except KeyError:
-            return error(HTTP_NOT_FOUND, NOT_FOUND)
+    def _workspace(self, kind: str, params: dict[str, str]) -> tuple[HttpResponse, str | None]:
+        """A workspace's detail or roles; the second item tags a workspace access fault."""
+        ws_type, ws_id = params["type"], _positive_int(params["id"])
+        if ws_id is None or not self.data.has_workspace(ws_type, ws_id):
+            return error(HTTP_NOT_FOUND, NOT_FOUND), None
+        mode = self.workspace_fault(ws_type, ws_id)
+        if mode is not None:
+            status, code_message = WORKSPACE_REFUSALS[mode]
+            return error(status, code_message), f"{WORKSPACE_TAG}{mode}"
+        if kind == "roles":
+            return ok(self.data.workspace_roles(ws_type, ws_id)), None
+        return ok(self.data.workspace_detail(ws_type, ws_id)), None
 
     def _rows(self, table_id: str, query: dict[str, str]) -> tuple[HttpResponse, str | None]:
         """A table's segment; the second item is the log tag of whatever misbehaviour shaped it.
 
         In order: group and unknown nodes, the table's access fault, a server ignoring the
         cursor, a malformed cursor, a cursor naming no live row, then the segment (which the
-        fault plan's ``segment_loop`` may bend).
+        fault plan's ``segment_loop`` may bend). A table deleted while its answer is made is
+        not found, as it would have been a moment later.
         """
+        try:
+            return self._table_rows(table_id, query)
+        except KeyError:
+            return error(HTTP_NOT_FOUND, NOT_FOUND), None
+
+    def _table_rows(self, table_id: str, query: dict[str, str]) -> tuple[HttpResponse, str | None]:
         data = self.data
         if data.is_group(table_id):
             return error(HTTP_BAD, GROUP_NODE), None

@@ -20,8 +20,10 @@ from maptable_sandbox.config import (
     DELETED_CURSOR_MODES,
     TABLE_FAULT_MODES,
     THIRTY_DAYS,
+    WORKSPACE_FAULT_MODES,
     FaultPlan,
     SandboxConfig,
+    parse_workspace_key,
 )
 from maptable_sandbox.data import Dataset
 from maptable_sandbox.server import Sandbox
@@ -52,6 +54,18 @@ def _table_fault(text: str) -> tuple[str, str]:
         msg = f"expected TABLE_ID=MODE, MODE one of {', '.join(TABLE_FAULT_MODES)}"
         raise argparse.ArgumentTypeError(msg)
     return table_id, mode
+
+
+def _workspace_fault(text: str) -> tuple[str, str]:
+    key, sep, mode = text.partition("=")
+    try:
+        parse_workspace_key(key)
+    except ValueError:
+        sep = ""
+    if not sep or mode not in WORKSPACE_FAULT_MODES:
+        msg = f"expected TYPE/ID=MODE, MODE one of {', '.join(WORKSPACE_FAULT_MODES)}"
+        raise argparse.ArgumentTypeError(msg)
+    return key, mode
 
 
 def _faults(text: str) -> FaultPlan:
@@ -273,6 +287,14 @@ def _parser() -> argparse.ArgumentParser:
         "segments after the first); repeat for more tables (default: none)",
     )
     misc.add_argument(
+        "--workspace-fault",
+        type=_workspace_fault,
+        action="append",
+        metavar="TYPE/ID=MODE",
+        help="fault one workspace's detail and roles endpoints (e.g. user/164=403); MODE: 403, "
+        "404, or code (HTTP 200, code 40300); repeat for more workspaces (default: none)",
+    )
+    misc.add_argument(
         "--deleted-cursor",
         choices=DELETED_CURSOR_MODES,
         default="continue",
@@ -322,6 +344,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         latency_jitter_s=args.latency_jitter,
         table_faults=dict(args.table_fault or []),
         deleted_cursor=args.deleted_cursor,
+        workspace_faults=dict(args.workspace_fault or []),
     )
     if args.big_table_rows is not None:
         tables = Dataset(config).tables()  # structure only: rows are never generated here
@@ -360,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         sandbox = Sandbox(config)
-    except ValueError as exc:  # e.g. --table-fault naming no table
+    except ValueError as exc:  # e.g. --table-fault or --workspace-fault naming nothing
         parser.error(str(exc))
     try:
         sandbox.start()

@@ -44,6 +44,9 @@ TABLE_FAULT_MODES: tuple[str, ...] = (
     "404_after_first",
     "code_after_first",
 )
+#: Per-workspace access faults (``SandboxConfig.workspace_faults``), on the workspace detail and
+#: roles endpoints: the current user lost access to one workspace.
+WORKSPACE_FAULT_MODES: tuple[str, ...] = ("403", "404", "code")
 #: What a ``lastSegmentRowID`` naming no live row (deleted, or never there) gets.
 DELETED_CURSOR_MODES: tuple[str, ...] = ("continue", "error", "code", "404", "restart")
 THIRTY_DAYS = 30 * 86400.0
@@ -187,6 +190,8 @@ class SandboxConfig:
             the first.
         table_faults: Table id -> one of ``TABLE_FAULT_MODES``: that table's segment endpoint
             refuses (403, 404, a non-zero code) or serves unusable ``columns``.
+        workspace_faults: ``"{type}/{id}"`` (``workspace_key``) -> one of
+            ``WORKSPACE_FAULT_MODES``: that workspace's detail and roles endpoints refuse.
         deleted_cursor: One of ``DELETED_CURSOR_MODES``: what a ``lastSegmentRowID`` naming a
             deleted (or never existing) row gets; "continue" serves the rows after its position.
     """
@@ -219,6 +224,7 @@ class SandboxConfig:
     latency_jitter_s: float = 0.0
     table_faults: dict[str, str] = field(default_factory=dict)
     deleted_cursor: str = "continue"
+    workspace_faults: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Fail at construction rather than with a confusing server error later."""
@@ -248,6 +254,9 @@ class SandboxConfig:
         for mode in self.table_faults.values():
             check_table_fault(mode)
         check_deleted_cursor(self.deleted_cursor)
+        for key, mode in self.workspace_faults.items():
+            parse_workspace_key(key)
+            check_workspace_fault(mode)
 
 
 def check_page_size_cap(cap: int | None) -> None:
@@ -266,6 +275,27 @@ def check_table_fault(mode: str | None) -> None:
     """``ValueError`` unless ``mode`` is one of ``TABLE_FAULT_MODES`` (or ``None``: no fault)."""
     if mode is not None and mode not in TABLE_FAULT_MODES:
         _fail(f"table fault mode must be one of {list(TABLE_FAULT_MODES)} (or null for none)")
+
+
+def check_workspace_fault(mode: str | None) -> None:
+    """``ValueError`` unless ``mode`` is one of ``WORKSPACE_FAULT_MODES`` (or ``None``)."""
+    if mode is not None and mode not in WORKSPACE_FAULT_MODES:
+        _fail(
+            f"workspace fault mode must be one of {list(WORKSPACE_FAULT_MODES)} (or null for none)"
+        )
+
+
+def workspace_key(ws_type: str, ws_id: int | str) -> str:
+    """The ``"{type}/{id}"`` key of a workspace in ``workspace_faults``."""
+    return f"{ws_type}/{ws_id}"
+
+
+def parse_workspace_key(key: str) -> tuple[str, int]:
+    """Inverse of ``workspace_key``; ``ValueError`` unless ``key`` is ``TYPE/ID``, ID digits."""
+    ws_type, sep, ws_id = key.partition("/")
+    if not sep or not ws_type or not ws_id.isascii() or not ws_id.isdigit():
+        _fail(f"a workspace key must be TYPE/ID (e.g. user/164), not {key!r}")
+    return ws_type, int(ws_id)
 
 
 def check_deleted_cursor(mode: str) -> None:

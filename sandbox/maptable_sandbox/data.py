@@ -133,6 +133,12 @@ LINK_TEXTS = ("官网 Homepage", "Order page", "🚚 Tracking")
 #: Share of "Due date" cells that are ISO-8601 text rather than epoch milliseconds (the byte is
 #: below this; below ``RARE_BELOW`` it is Go's zero time instead): about 13 %.
 ISO_DUE_BELOW = 38
+#: Table-node types: a table added at run time is a plain ``table``; groups have no rows.
+TABLE_TYPE, GROUP_TYPE = "table", "group"
+#: The current user's role on a project added at run time (its creator administers it).
+CREATOR_ROLE = "admin"
+#: Who created a project added at run time: the sandbox's user, as ``currentUser`` shows it.
+SANDBOX_CREATOR = {"id": SANDBOX_USER, "name": "Sandbox 机器人", "avatar": None}
 
 
 @dataclass(frozen=True)
@@ -562,7 +568,12 @@ def _files(bits: int, size: int, index: int) -> str:
 
 
 class Dataset:
-    """The sandbox's truth; thread-safe (mutations take a lock, reads snapshot the overlay)."""
+    """The sandbox's truth; thread-safe.
+
+    Mutations take the lock; reads of the structure (workspace details, roles, the table list)
+    copy it under the lock, and row reads snapshot the overlay under it, so a project or table
+    deleted or added meanwhile is either wholly there or wholly gone.
+    """
 
     def __init__(self, config: SandboxConfig) -> None:
         """Build the structure deterministically from ``config.seed``."""
@@ -575,6 +586,13 @@ class Dataset:
         self._tables: dict[str, _Table] = {}
         self._makers: dict[str, _RowMaker] = {}
         self._groups: set[str] = set()
+        # Where each project and table node lives, for deleting and adding them.
+        self._project_workspace: dict[str, tuple[str, int]] = {}
+        self._node_project: dict[str, str] = {}
+        # Every project and node id ever issued (deleted ones too): ids are never reused.
+        self._used_ids: set[str] = set()
+        self._next_ordinal = 0  # tables built so far, deleted ones included
+        self._added = 0  # ids drawn for projects and tables added at run time
         for w in range(config.workspaces):
             self._build_workspace(w)
 
@@ -594,6 +612,12 @@ class Dataset:
             self._build_project(ws_id, ws_type, w, p)
             for p in range(self._config.projects_per_workspace)
         ]
+        for project in projects:
+            self._project_workspace[project["id"]] = (ws_type, ws_id)
+            self._used_ids.add(project["id"])
+            for node in project["tableNodes"]:
+                self._node_project[node["id"]] = project["id"]
+                self._used_ids.add(node["id"])
         self._details[(ws_type, ws_id)] = {
             "currentUser": {"id": SANDBOX_USER, "name": "Sandbox 机器人", "avatar": None},
             "projects": projects,
@@ -631,12 +655,12 @@ class Dataset:
         created, updated = sorted((self._stamp(), self._stamp()))
         nodes = []
         for t in range(self._config.tables_per_project):
-            ordinal = len(self._tables)
+            ordinal = self._next_ordinal
             table = self._build_table(
                 TableInfo(
                     table_id=_hex_id(rng, "tbl"),
                     name=f"{TABLE_NAMES[ordinal % len(TABLE_NAMES)]} {ordinal + 1}",
-                    type="table" if t % 2 == 0 else "bigTable",
+                    type=TABLE_TYPE if t % 2 == 0 else "bigTable",
                     project_id=project_id,
                     project_name=name,
                     workspace_id=ws_id,
@@ -646,7 +670,7 @@ class Dataset:
             nodes.append(self._node(table.info.table_id, table.info.name, table.info.type))
         group_id = _hex_id(rng, "tbl")
         self._groups.add(group_id)
-        nodes.append(self._node(group_id, f"分组 Group {w + 1}-{p + 1}", "group"))
+        nodes.append(self._node(group_id, f"分组 Group {w + 1}-{p + 1}", GROUP_TYPE))
         return {
             "id": project_id,
             "name": name,
@@ -670,9 +694,21 @@ class Dataset:
             "createTime": self._stamp(),
         }
 
-    def _build_table(self, info: TableInfo) -> _Table:
-        rng = self._rng
-        ordinal = len(self._tables)
+    def _build_table(
+        self, info: TableInfo, rng: random.Random | None = None, rows: int | None = None
+    ) -> _Table:
+        """Build a table's columns, views and row key, and register it.
+
+        Args:
+            info: Where it lives.
+            rng: Source of its column, view and row-id prefix draws; ``None``: the shared RNG
+                (the tables built from the config, in order). A table added at run time brings
+                its own, seeded by its id, so it does not depend on what else was drawn.
+            rows: Its generated rows; ``None``: ``table_rows`` or ``rows_per_table``.
+        """
+        rng = self._rng if rng is None else rng
+        ordinal = self._next_ordinal
+        self._next_ordinal += 1
         col, columns = _build_columns(
             rng,
             with_lower_status=ordinal % 2 == 1,
@@ -681,7 +717,11 @@ class Dataset:
         # Their own RNG: drawing from the shared one would shift every id generated after them.
         typed_rng = random.Random(f"maptable-sandbox:{self._config.seed}:{info.table_id}:typed")
         _add_typed_columns(typed_rng, col, columns)
-        base = self._config.table_rows.get(info.table_id, self._config.rows_per_table)
+        base = (
+            rows
+            if rows is not None
+            else self._config.table_rows.get(info.table_id, self._config.rows_per_table)
+        )
         table = _Table(
             info=info,
             key=f"{self._config.seed}:{info.table_id}".encode()[:64],
@@ -706,29 +746,39 @@ class Dataset:
         """Workspace list in the API's shape (a copy)."""
         return copy.deepcopy(self._workspaces)
 
+    def has_workspace(self, ws_type: str, ws_id: int) -> bool:
+        """Whether the workspace ``ws_type``/``ws_id`` exists."""
+        return (ws_type, ws_id) in self._details
+
     def workspace_detail(self, ws_type: str, ws_id: int) -> dict[str, Any]:
         """Workspace detail in the API's shape; ``KeyError`` if unknown."""
-        return copy.deepcopy(self._details[(ws_type, ws_id)])
+        with self._lock:
+            return copy.deepcopy(self._details[(ws_type, ws_id)])
 
     def workspace_roles(self, ws_type: str, ws_id: int) -> list[dict[str, Any]]:
         """Roles of the current user in a workspace; ``KeyError`` if unknown."""
-        return copy.deepcopy(self._roles[(ws_type, ws_id)])
+        with self._lock:
+            return copy.deepcopy(self._roles[(ws_type, ws_id)])
 
     def tables(self) -> list[TableInfo]:
-        """Every table node that has rows, in creation order (groups excluded)."""
-        return [t.info for t in self._tables.values()]
+        """Every live table node that has rows, in creation order (groups excluded)."""
+        with self._lock:
+            return [t.info for t in self._tables.values()]
 
     def is_group(self, node_id: str) -> bool:
-        """Whether ``node_id`` is a group node (which has no rows)."""
-        return node_id in self._groups
+        """Whether ``node_id`` is a live group node (which has no rows)."""
+        with self._lock:
+            return node_id in self._groups
 
     def has_table(self, table_id: str) -> bool:
-        """Whether ``table_id`` is a table with rows."""
-        return table_id in self._tables
+        """Whether ``table_id`` is a live table with rows."""
+        with self._lock:
+            return table_id in self._tables
 
     def table_info(self, table_id: str) -> TableInfo:
         """``TableInfo`` of one table; ``KeyError`` if unknown."""
-        return self._tables[table_id].info
+        with self._lock:
+            return self._tables[table_id].info
 
     def columns(self, table_id: str) -> list[dict[str, Any]]:
         """Column definitions, primary first unless drift reordered them (a copy)."""
@@ -783,9 +833,9 @@ class Dataset:
             The rows' JSON texts, whether any live row follows the last one examined, and the
             index of the last row returned (``after`` if none).
         """
-        table = self._tables[table_id]
-        maker = self._makers[table_id]
-        with self._lock:
+        with self._lock:  # table and maker together: a table deleted meanwhile is a KeyError
+            table = self._tables[table_id]
+            maker = self._makers[table_id]
             overlay = dict(table.overlay)
             end = table.next_index
             drift = table.drift
@@ -940,6 +990,173 @@ class Dataset:
             step.apply(row["cells"], index)
         return row
 
+    # ----- structure changes -----------------------------------------------------------------
+
+    def add_project(self, ws_type: str, ws_id: int, name: str) -> dict[str, Any]:
+        """Add a project without table nodes to a workspace, as a user creating one does.
+
+        It goes last in the workspace detail's ``projects``, created and updated now by the
+        sandbox's user, who administers it (its role). Its id is drawn from the seed and the
+        number of projects and tables added so far, so a replayed test gets the same id.
+
+        Returns:
+            The new project, in the detail's shape (a copy).
+
+        Raises:
+            KeyError: No such workspace.
+            TypeError: ``name`` is not a string.
+        """
+        _check_name(name)
+        now = now_iso_ms()
+        with self._lock:
+            detail = self._details[(ws_type, ws_id)]
+            project_id = self._new_id_locked("prj")
+            project: dict[str, Any] = {
+                "id": project_id,
+                "name": name,
+                "desc": "",
+                "icon": None,
+                "updateTime": now,
+                "createTime": now,
+                "memberCount": 1,
+                "creator": dict(SANDBOX_CREATOR),
+                "tableNodes": [],
+            }
+            detail["projects"] = [*detail["projects"], project]
+            self._project_workspace[project_id] = (ws_type, ws_id)
+            self._roles[(ws_type, ws_id)].append(
+                {"id": project_id, "type": "project", "role": CREATOR_ROLE}
+            )
+            return copy.deepcopy(project)
+
+    def add_table(self, project_id: str, name: str, rows: int | None = None) -> TableInfo:
+        """Add a table node to a project: a generated table with every sample table's columns.
+
+        Its id is drawn like ``add_project``'s; its columns, views, row-id prefix and rows come
+        from the seed and that id alone, so the same id always holds the same table. It goes
+        last in the project's ``tableNodes`` (type ``table``, created now), takes the project's
+        role, and counts as the next table in creation order for the columns that depend on it
+        (``status`` in every other table).
+
+        Args:
+            project_id: The project.
+            name: The table's name (also the primary cells' prefix).
+            rows: Generated rows; ``None``: ``rows_per_table``.
+
+        Raises:
+            KeyError: No such project.
+            TypeError: ``name`` is not a string.
+            ValueError: ``rows`` is not an integer >= 0.
+        """
+        _check_name(name)
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+            msg = "rows must be an integer >= 0"
+            raise ValueError(msg)
+        now = now_iso_ms()
+        with self._lock:
+            ws_type, ws_id = self._project_workspace[project_id]
+            project = self._project_locked(project_id)
+            table_id = self._new_id_locked("tbl")
+            info = TableInfo(
+                table_id=table_id,
+                name=name,
+                type=TABLE_TYPE,
+                project_id=project_id,
+                project_name=project["name"],
+                workspace_id=ws_id,
+                workspace_type=ws_type,
+            )
+            rng = random.Random(f"maptable-sandbox:{self._config.seed}:{table_id}")
+            self._build_table(info, rng, rows)
+            node = {
+                "id": table_id,
+                "name": name,
+                "type": TABLE_TYPE,
+                "subscribed": False,
+                "published": False,
+                "createTime": now,
+            }
+            project["tableNodes"] = [*project["tableNodes"], node]
+            self._node_project[table_id] = project_id
+            roles = self._roles[(ws_type, ws_id)]
+            role = next((r["role"] for r in roles if r["id"] == project_id), CREATOR_ROLE)
+            roles.append({"id": table_id, "type": "table", "role": role})
+            return info
+
+    def delete_project(self, project_id: str) -> dict[str, Any]:
+        """Delete a project and every table node in it, as a user deleting it does.
+
+        It leaves its workspace's detail and roles; its tables leave ``tables()``, and their
+        rows, columns and overlays are dropped (the segment endpoint answers 404). Its id and
+        theirs are never reused.
+
+        Returns:
+            The deleted project as the detail last showed it.
+
+        Raises:
+            KeyError: No such project.
+        """
+        with self._lock:
+            key = self._project_workspace[project_id]
+            project = self._project_locked(project_id)
+            detail = self._details[key]
+            detail["projects"] = [p for p in detail["projects"] if p["id"] != project_id]
+            gone = {project_id}
+            for node in project["tableNodes"]:
+                self._forget_node_locked(node["id"])
+                gone.add(node["id"])
+            del self._project_workspace[project_id]
+            self._roles[key] = [r for r in self._roles[key] if r["id"] not in gone]
+            return copy.deepcopy(project)
+
+    def delete_table(self, node_id: str) -> dict[str, Any]:
+        """Delete one table node (a table or a group) from its project.
+
+        It leaves the project's ``tableNodes`` and the workspace's roles; a table also leaves
+        ``tables()`` with its rows (the segment endpoint answers 404). Its id is never reused.
+
+        Returns:
+            The deleted node as ``tableNodes`` last showed it.
+
+        Raises:
+            KeyError: No such node.
+        """
+        with self._lock:
+            project_id = self._node_project[node_id]
+            key = self._project_workspace[project_id]
+            project = self._project_locked(project_id)
+            node = next(n for n in project["tableNodes"] if n["id"] == node_id)
+            project["tableNodes"] = [n for n in project["tableNodes"] if n["id"] != node_id]
+            self._forget_node_locked(node_id)
+            self._roles[key] = [r for r in self._roles[key] if r["id"] != node_id]
+            return copy.deepcopy(node)
+
+    def _project_locked(self, project_id: str) -> dict[str, Any]:
+        """The live project dict in its workspace's detail; ``KeyError`` if there is none."""
+        detail = self._details[self._project_workspace[project_id]]
+        project: dict[str, Any]
+        for project in detail["projects"]:
+            if project["id"] == project_id:
+                return project
+        raise KeyError(project_id)
+
+    def _forget_node_locked(self, node_id: str) -> None:
+        """Drop a node's table (rows, columns, overlay) or group membership."""
+        self._node_project.pop(node_id, None)
+        self._tables.pop(node_id, None)
+        self._makers.pop(node_id, None)
+        self._groups.discard(node_id)
+
+    def _new_id_locked(self, prefix: str) -> str:
+        """A fresh ``prefix`` id, from the seed and the count of ids added, never one used."""
+        while True:
+            rng = random.Random(f"maptable-sandbox:{self._config.seed}:added:{self._added}")
+            self._added += 1
+            new_id = _hex_id(rng, prefix)
+            if new_id not in self._used_ids:
+                self._used_ids.add(new_id)
+                return new_id
+
     # ----- column drift ----------------------------------------------------------------------
 
     def reorder_columns(
@@ -1078,6 +1295,13 @@ def _column(table: _Table, column_id: str) -> dict[str, Any]:
         if column["id"] == column_id:
             return column
     raise KeyError(column_id)
+
+
+def _check_name(name: object) -> None:
+    """``TypeError`` unless ``name`` is a string (any string: names may repeat or be empty)."""
+    if not isinstance(name, str):
+        msg = "a name must be a string"
+        raise TypeError(msg)
 
 
 def _check_type(column_type: object) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-    from maptable_sandbox.data import Dataset
+    from maptable_sandbox.data import Dataset, TableInfo
 
 _DISCONNECTS = (ConnectionError, TimeoutError)
 
@@ -288,6 +288,18 @@ class Sandbox:
         """The access fault of one table, ``None`` if it has none."""
         return self._app.table_fault(table_id)
 
+    def set_workspace_fault(self, ws_type: str, ws_id: int, mode: str | None) -> None:
+        """Fault one workspace's detail and roles endpoints from now on.
+
+        ``mode`` is one of ``WORKSPACE_FAULT_MODES`` ("403", "404", "code"); ``None`` clears it.
+        ``KeyError`` if there is no such workspace, ``ValueError`` if ``mode`` is unknown.
+        """
+        self._app.set_workspace_fault(ws_type, ws_id, mode)
+
+    def workspace_fault(self, ws_type: str, ws_id: int) -> str | None:
+        """The access fault of one workspace, ``None`` if it has none."""
+        return self._app.workspace_fault(ws_type, ws_id)
+
     def set_deleted_cursor(self, mode: str) -> None:
         """Answer a ``lastSegmentRowID`` naming no live row this way from now on.
 
@@ -303,6 +315,24 @@ class Sandbox:
     def set_token_clock_skew(self, seconds: float) -> None:
         """Stamp ``iat``/``exp`` of tokens minted from now on ``seconds`` off real time."""
         self._app.token_clock_skew_s = seconds
+
+    # ----- structure changes (see Dataset for the details) -----------------------------------
+
+    def add_project(self, ws_type: str, ws_id: int, name: str) -> dict[str, Any]:
+        """Add a project without table nodes to a workspace; returns it as the detail shows it."""
+        return self._app.add_project(ws_type, ws_id, name)
+
+    def add_table(self, project_id: str, name: str, rows: int | None = None) -> TableInfo:
+        """Add a generated table (``rows`` rows, default ``rows_per_table``) to a project."""
+        return self._app.add_table(project_id, name, rows)
+
+    def delete_project(self, project_id: str) -> dict[str, Any]:
+        """Delete a project and its table nodes (their segments answer 404); returns it."""
+        return self._app.delete_project(project_id)
+
+    def delete_table(self, node_id: str) -> dict[str, Any]:
+        """Delete a table or group node from its project; returns the node."""
+        return self._app.delete_table(node_id)
 
     # ----- column drift (see Dataset for the details) ----------------------------------------
 
