@@ -313,9 +313,7 @@ class Directory:
     def _projects(self, workspace: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             detail = self.workspace_detail(str(workspace["type"]), str(workspace["id"]))
-        except MapTableAPIError as exc:
-            if not exc.client_error:
-                raise
+        except MapTableAPIError as exc:  # an answer about this workspace alone (TABLE_ERRORS)
             if (str(workspace["type"]), str(workspace["id"])) in self._unreadable:
                 return []
             self._unreadable.add((str(workspace["type"]), str(workspace["id"])))

@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import meltano, meltano_env, stream_of, unique
+from tests.e2e.support import (
+    bookmarks,
+    meltano,
+    meltano_env,
+    sent_again,
+    state_of,
+    stream_of,
+    truth_rows,
+    unique,
+)
 from tests.e2e.warehouse import Warehouse, as_json, as_number, as_utc, expected_time
 from tests.e2e.warehouse import opened_duckdb as opened
 from tests.helpers import discover, select_only, tap_config
@@ -107,3 +116,50 @@ def test_edited_table_keeps_every_warehouse_column_on_its_maptable_column(
     assert len(due_values) > 25, "the renamed column still fills its old warehouse column"
     assert len(text_values) > 25
     assert all(isinstance(v, str) for v in text_values)
+
+
+def batched(wh: Warehouse, table: str) -> dict[str, Any]:
+    """Row id -> when the target last loaded it (changes exactly when a row is sent again)."""
+    return {row_id: at for row_id, (at,) in wh.keyed(table, "_row_id", "_sdc_batched_at").items()}
+
+
+def test_a_table_whose_columns_changed_is_sent_whole_on_the_next_run(
+    meltano_project, make_sandbox, tmp_path
+):
+    """The issue's scenario, as Meltano runs it: a fresh discovery, the previous run's state."""
+    sandbox = make_sandbox()
+    db = tmp_path / "warehouse.duckdb"
+    changed, unchanged = (sandbox.data.tables()[i].table_id for i in (0, 2))
+    suffix = unique("backfill")
+    env = meltano_env(sandbox, TARGET_DUCKDB_PATH=str(db))
+    meltano(["run", "--state-id-suffix", suffix, *PIPELINE], env)
+    marks = bookmarks(state_of(f"dev:tap-maptable-to-target-duckdb:{suffix}", env))
+    with opened(db) as wh:
+        before = batched(wh, stream_of(unchanged))
+
+    notes = next(c["id"] for c in sandbox.data.columns(changed) if c["name"] == "Notes")
+    sandbox.add_column(changed, "Priority", "number", fill=7)
+    sandbox.delete_column(changed, notes)
+    sandbox.add_column(changed, "Notes", "number")  # each row's number
+    edited = next(iter(sandbox.data.rows(unchanged)))["id"]
+    sandbox.data.update_row(unchanged, edited, {})
+    second = meltano(["run", "--state-id-suffix", suffix, *PIPELINE], env)
+
+    assert f"{stream_of(changed)} (" in second.output
+    assert "sending every row, not only those updated since" in second.output
+    counts = second.record_counts()
+    assert counts[stream_of(changed)] == sandbox.data.row_count(changed)
+    rows = {row["id"]: row for row in sandbox.data.rows(changed)}
+    with opened(db) as wh:
+        landed = wh.keyed(stream_of(changed), "_row_id", "Priority", "Notes")
+        after = batched(wh, stream_of(unchanged))
+    assert set(landed) == set(rows)
+    assert all(priority == 7 for priority, _ in landed.values())
+    # Every row holds the new number column's value, none the deleted text column's.
+    notes_now = next(c["id"] for c in sandbox.data.columns(changed) if c["name"] == "Notes")
+    assert all(float(landed[r][1]) == rows[r]["cells"][notes_now] for r in rows)
+    # The unchanged table received only what changed (and what is always re-sent).
+    truth = truth_rows(sandbox)[stream_of(unchanged)]
+    resent = {r for r, at in after.items() if before.get(r) != at}
+    assert resent == sent_again(truth, marks[stream_of(unchanged)])
+    assert edited in resent

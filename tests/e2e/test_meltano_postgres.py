@@ -38,7 +38,7 @@ PIPELINE = ["tap-maptable", "target-postgres"]
 def opened(postgres: Postgres, database: str) -> Iterator[Warehouse]:
     with psycopg.connect(postgres.dsn(database)) as conn:
         # target-postgres keeps names as sent, and empty strings as empty strings.
-        yield Warehouse(conn, lower_names=False, empty_text_is_null=False)
+        yield Warehouse(conn, lower_names=False, empty_text_is_null=False, exact_numbers=True)
 
 
 def pg_env(sandbox: Any, postgres: Postgres, database: str, **extra: str) -> dict[str, str]:
@@ -84,6 +84,11 @@ def test_rows_land_once_with_types_then_incremental_updates(
     assert types["_updated_at"] == "TIMESTAMP WITHOUT TIME ZONE"
     assert types["Location"] == "JSONB"
     assert types["Files"] == "JSONB"
+    # Every documented MapTable type has its warehouse type (README, "Types").
+    assert types["Done"] == "BOOLEAN"
+    assert types["Website"] == "JSONB"
+    assert types["Discount"] == "NUMERIC"
+    assert types["Quantity"] == "NUMERIC"
     assert any(name.startswith("_column_fld") for name in types)
     assert project_types["creator"] == "JSONB"
     assert project_types["memberCount"] == "BIGINT"
@@ -150,3 +155,32 @@ def test_full_table_soft_then_hard_deletes(meltano_project, make_sandbox, postgr
         for name, rows in truth.items():
             landed = wh.query(f'SELECT count(*) FROM maptable."{name}"')
             assert landed == [(len(rows),)], name
+
+
+def test_deleted_projects_and_table_nodes_leave_the_warehouse(
+    meltano_project, make_sandbox, postgres
+):
+    """workspaces, projects and table_nodes carry ACTIVATE_VERSION after a complete read."""
+    sandbox = make_sandbox()
+    database = postgres.create_database(unique("pgstruct").replace("-", "_"))
+    suffix = unique("pg-struct")
+    env = pg_env(sandbox, postgres, database, TARGET_POSTGRES_HARD_DELETE="true")
+    meltano(["run", "--state-id-suffix", suffix, *PIPELINE], env)
+    truth = truth_entities(sandbox)
+    with opened(postgres, database) as wh:
+        check_entities(wh, truth)
+
+    workspace = sandbox.data.workspaces()[0]
+    detail = sandbox.data.workspace_detail(workspace["type"], int(workspace["id"]))
+    project = detail["projects"][0]
+    other = detail["projects"][1]
+    node = other["tableNodes"][0]["id"]
+    sandbox.delete_project(str(project["id"]))
+    sandbox.delete_table(str(node))
+    meltano(["run", "--state-id-suffix", suffix, *PIPELINE], env)
+
+    after = truth_entities(sandbox)
+    assert str(project["id"]) not in after["projects"]
+    assert str(node) not in after["table_nodes"]
+    with opened(postgres, database) as wh:
+        check_entities(wh, after)  # exactly what MapTable has now, each once

@@ -23,17 +23,21 @@ FIXED_STREAMS = ("workspaces", "projects", "table_nodes")
 class Warehouse:
     """A DB-API connection plus the few queries the tests need."""
 
-    def __init__(self, conn: Any, *, lower_names: bool, empty_text_is_null: bool) -> None:
+    def __init__(
+        self, conn: Any, *, lower_names: bool, empty_text_is_null: bool, exact_numbers: bool
+    ) -> None:
         """Wrap `conn`, saying how the target that filled it is known to alter values.
 
         Args:
             conn: A DB-API connection.
             lower_names: The target folds column names to lower case.
             empty_text_is_null: The target loads an empty string as NULL.
+            exact_numbers: The target keeps every digit of a number (NUMERIC, not DOUBLE).
         """
         self.conn = conn
         self.lower_names = lower_names
         self.empty_text_is_null = empty_text_is_null
+        self.exact_numbers = exact_numbers
 
     def column(self, name: str) -> str:
         """The warehouse's name of a record property, quoted."""
@@ -103,6 +107,18 @@ def expected_time(text: str | None) -> datetime | None:
     return None if text is None else parse_timestamp(text)
 
 
+def as_boolean(value: Any) -> bool | None:
+    """A BOOLEAN column's value."""
+    assert value is None or isinstance(value, bool), f"not a boolean: {value!r}"
+    return value
+
+
+def as_exact(value: Any) -> Any:
+    """A numeric column's value as it is (Decimal from NUMERIC, float from DOUBLE)."""
+    assert value is None or isinstance(value, (int, float, Decimal)), f"not a number: {value!r}"
+    return value
+
+
 # The properties every row table is checked on, and how to read each.
 ROW_CHECKS: dict[str, Any] = {
     "名称": str,
@@ -111,19 +127,29 @@ ROW_CHECKS: dict[str, Any] = {
     "Due date": as_utc,
     "Location": as_json,
     "单价": as_number,
+    "Done": as_boolean,
+    "Website": as_json,
+    "Files": as_json,
+    "Discount": as_number,
+    "Quantity": as_exact,
     "_updated_at": as_utc,
     "_created_at": as_utc,
 }
+TIMES = frozenset({"Due date", "_updated_at", "_created_at"})
+NUMBERS = frozenset({"Amount", "单价", "Discount"})
 
 
 def expected_cell(wh: Warehouse, prop: str, value: Any) -> Any:
     """The expected warehouse value of a record property, in the same form as ROW_CHECKS."""
     if value == "" and wh.empty_text_is_null:
         return None
-    if prop in {"Due date", "_updated_at", "_created_at"}:
+    if prop in TIMES:
         return expected_time(value)
-    if prop in {"Amount", "单价"}:
+    if prop in NUMBERS:
         return None if value is None else float(value)
+    if prop == "Quantity" and value is not None:
+        # Every digit in a NUMERIC column; a DOUBLE column holds what a float can.
+        return Decimal(value) if wh.exact_numbers else float(value)
     return value
 
 
@@ -159,6 +185,6 @@ def opened_duckdb(path: Path) -> Iterator[Warehouse]:
     conn = duckdb.connect(str(path), read_only=True)
     try:
         # target-duckdb folds names to lower case and loads empty strings as NULL (CSV import).
-        yield Warehouse(conn, lower_names=True, empty_text_is_null=True)
+        yield Warehouse(conn, lower_names=True, empty_text_is_null=True, exact_numbers=False)
     finally:
         conn.close()
