@@ -142,6 +142,11 @@ class MapTableAuthenticator(AuthBase):
         return new_response
 
     def _refresh_or_login(self, pair: TokenPair) -> TokenPair:
+        newer = self._newer_cached(pair)
+        if newer is not None:
+            # Another process of this app renewed the pair: its refresh rotated ours away, so
+            # refreshing would cost a request only to be refused.
+            return newer
         try:
             refreshed = self._token_call(
                 api.REFRESH_PATH,
@@ -149,9 +154,8 @@ class MapTableAuthenticator(AuthBase):
                 headers={"Authorization": as_bearer(pair.refresh_token)},
             )
         except AuthenticationError as exc:
-            newer = self._cache.load() if self._cache is not None else None
-            if newer is not None and newer != pair and not newer.needs_renewal(self._clock()):
-                # Another process of this app rotated the pair and cached the new one.
+            newer = self._newer_cached(pair)
+            if newer is not None:  # renewed by another process while we asked
                 LOGGER.info("Token refresh was refused; using the pair another run renewed.")
                 return newer
             reason = str(exc).removeprefix("authentication failed: ")  # not a failure: we go on
@@ -159,6 +163,14 @@ class MapTableAuthenticator(AuthBase):
             return self._login()
         self._remember(refreshed)
         return refreshed
+
+    def _newer_cached(self, pair: TokenPair) -> TokenPair | None:
+        """A valid pair another process of this app cached since `pair`, if there is one."""
+        newer = self._cache.load() if self._cache is not None else None
+        if newer is None or newer == pair or newer.needs_renewal(self._clock()):
+            return None
+        never_show(newer.token, newer.refresh_token)
+        return newer
 
     def _login(self) -> TokenPair:
         pair = self._token_call(

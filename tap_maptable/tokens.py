@@ -91,9 +91,10 @@ class TokenCache:
     an old token). It is never part of the Singer state.
 
     Every process of the same app run by the same user on the host shares the file. A refresh
-    rotates the refresh token, so a process whose refresh token another process has used is
-    refused (one request, through the budget); it then takes the newer pair from this file
-    (`MapTableAuthenticator._refresh_or_login`), or logs in if the file has none.
+    rotates the refresh token, so a process due for renewal first looks here for a newer valid
+    pair another process got, and takes it without a request; only when two renew at the same
+    moment is one refresh refused (one request, through the budget), after which the loser
+    takes the winner's pair from this file (`MapTableAuthenticator._refresh_or_login`).
     """
 
     def __init__(self, directory: Path, api_url: str, app_id: str, app_secret: str) -> None:

@@ -154,3 +154,34 @@ def test_a_refused_cached_token_falls_back_to_a_login(sandbox, tmp_path, monkeyp
     assert counts["auth"] == 1
     assert counts["refresh"] == 1
     assert [e.status for e in sandbox.requests].count(401) == 1
+
+
+def test_a_pair_another_process_renewed_is_taken_without_a_request(make_sandbox, tmp_path) -> None:
+    """Processes of one app share the token cache: a renewal by one costs the others nothing.
+
+    Process A refreshes (rotating the refresh token B holds); B, due for renewal too, finds A's
+    newer pair in the cache and uses it instead of sending a refresh that would be refused.
+    """
+    sandbox = make_sandbox(token_ttl=3.0)
+    clock = [1_000_000.0]
+
+    def authenticator():
+        from tap_maptable.connection import MapTableConnection  # noqa: PLC0415
+        from tap_maptable.tokens import TokenCache  # noqa: PLC0415
+
+        connection = MapTableConnection(tap_config(sandbox))
+        auth = connection.authenticator
+        auth._cache = TokenCache(tmp_path, sandbox.url, "app-1", "s")
+        auth._clock = lambda: clock[0]
+        return auth
+
+    a, b = authenticator(), authenticator()
+    first = a.token()
+    assert b.token() == first  # B starts from A's cached pair: no login of its own
+    clock[0] += 10  # both pairs are due for renewal
+    renewed = a.token()
+    assert renewed != first
+    assert b.token() == renewed
+    counts = kinds(sandbox)
+    assert (counts["auth"], counts["refresh"]) == (1, 1)
+    assert not [e for e in sandbox.requests if e.status == 401]
