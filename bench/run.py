@@ -5,11 +5,14 @@
     python -m bench.run --quick               # smaller data, a 6-s rate window: ~3 minutes
 
 Figures: budget (1, and the picture, 6), pipeline (2), throughput (3), memory (4), peer (5),
-shared (7), latency (8, and latency.png). `--quick` numbers are for trying the bench out, not
-for quoting.
+shared (7), latency (8, and latency.png), backfill (9). `--quick` numbers are for trying the
+bench out, not for quoting.
 
 Results are merged: figures not run this time are kept from the previous run of the same mode
 (bench/work/results.json, or results-quick.json for --quick), with the date they were measured.
+A figure that file does not hold (a fresh checkout: bench/work is not in git) keeps its summary
+row and section from the RESULTS.md in place, if that was written in the same mode, with the date
+it gives.
 """
 
 from __future__ import annotations
@@ -17,19 +20,30 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bench import budget, latency, memory, peer, pipeline, shared, throughput
+from bench import backfill, budget, latency, memory, peer, pipeline, shared, throughput
 from bench.common import BENCH_DIR, WORK_DIR, machine_info
 from bench.plot import budget_png
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-FIGURES = ("budget", "pipeline", "throughput", "memory", "peer", "shared", "latency")
+FIGURES = (
+    "budget",
+    "pipeline",
+    "throughput",
+    "memory",
+    "peer",
+    "shared",
+    "latency",
+    "backfill",
+)
 RUNNERS = {
     "budget": budget.run,
     "pipeline": pipeline.run,
@@ -38,8 +52,122 @@ RUNNERS = {
     "peer": peer.run,
     "shared": shared.run,
     "latency": latency.run,
+    "backfill": backfill.run,
+}
+# Each figure's numbers in RESULTS.md: its summary rows and its section (6 is budget's picture).
+FIGURE_NUMBERS = {
+    "budget": ("1", "6"),
+    "pipeline": ("2",),
+    "throughput": ("3",),
+    "memory": ("4",),
+    "peer": ("5",),
+    "shared": ("7",),
+    "latency": ("8",),
+    "backfill": ("9",),
 }
 STORE_NAMES = {"sqlite": "SQLite", "redis": "Redis", "memory": "memory (not shared)"}
+SUMMARY_HEADER = ["#", "figure", "measured", "target", "met"]
+_HEADING = re.compile(r"^## (\d+)\. ")
+_ROW = re.compile(r"^\| (\d+|-) \|")
+_WRITTEN = re.compile(r"^Written by `(python -m bench\.run[^`]*)`")
+_DATE = re.compile(r"^\| date \| (.+?) \|$")
+_EARLIER = re.compile(r"^([a-z_, ]+): measured (.+?)(?: by `([^`]*)`)?$")
+
+
+@dataclass
+class Kept:
+    """Figures kept from the RESULTS.md in place, for want of their numbers in results.json.
+
+    `rows` and `sections` are keyed by figure number (FIGURE_NUMBERS), as written there;
+    `measured` by figure name: when and by which command they were measured.
+    """
+
+    rows: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, list[str]] = field(default_factory=dict)
+    measured: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def only(self, names: list[str]) -> Kept:
+        """The same, for these figures only."""
+        numbers = {n for name in names for n in FIGURE_NUMBERS[name]}
+        return Kept(
+            {k: v for k, v in self.rows.items() if k in numbers},
+            {k: v for k, v in self.sections.items() if k in numbers},
+            {k: v for k, v in self.measured.items() if k in names},
+        )
+
+
+def _sections(lines: list[str]) -> dict[str, list[str]]:
+    """The numbered sections (`## N. ...`) of RESULTS.md lines, each led by one blank line."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("## "):
+            match = _HEADING.match(line)
+            current = None
+            if match:
+                current = sections[match.group(1)] = ["", line]
+        elif current is not None:
+            current.append(line)
+    for section in sections.values():
+        while section[-1] == "":
+            section.pop()
+    return sections
+
+
+def markdown_kept(path: Path, *, quick: bool) -> Kept:
+    """The figures of a RESULTS.md written in the same mode: rows, sections and dates."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return Kept()
+    written = next((m for line in lines if (m := _WRITTEN.match(line))), None)
+    if written is None or ("--quick" in written.group(1)) != quick:
+        return Kept()
+    command = written.group(1)
+    date = next((m.group(1) for line in lines if (m := _DATE.match(line))), "?")
+    only = re.search(r"--only (\S+)", command)
+    kept = Kept()
+    for name in only.group(1).split(",") if only else FIGURES:
+        kept.measured[name] = {"date": date, "command": command}
+    in_summary = False
+    for line in lines:
+        if line.startswith("Figures kept from earlier runs"):
+            for part in line.split("): ", 1)[-1].rstrip(".").split("; "):
+                if match := _EARLIER.match(part):
+                    when = {"date": match.group(2)}
+                    if match.group(3):
+                        when["command"] = match.group(3)
+                    for name in match.group(1).split(", "):
+                        kept.measured[name] = when
+        elif line == "## The figures":
+            in_summary = True
+        elif in_summary and line.startswith("## "):
+            in_summary = False
+        elif in_summary and (match := _ROW.match(line)) and match.group(1) != "-":
+            kept.rows[match.group(1)] = line
+    kept.sections = _sections(lines)
+    return kept
+
+
+def _merged_sections(lines: list[str], kept: Kept) -> list[str]:
+    """This run's sections and the kept ones, by figure number."""
+    sections = {**kept.sections, **_sections(lines)}
+    return [line for number in sorted(sections, key=int) for line in sections[number]]
+
+
+def _summary_lines(res: dict[str, Any], kept: Kept) -> list[str]:
+    """The summary table: this run's rows and the kept ones, by figure number."""
+    table = _table(SUMMARY_HEADER, [list(r) for r in summary_rows(res)])
+    numbered: dict[str, str] = {}
+    others = []
+    for line in table[2:]:
+        match = _ROW.match(line)
+        if match and match.group(1) != "-":
+            numbered[match.group(1)] = line
+        else:
+            others.append(line)
+    merged = {**kept.rows, **numbered}
+    return table[:2] + [merged[k] for k in sorted(merged, key=int)] + others
 
 
 def _ok(flag: bool | None) -> str:
@@ -125,12 +253,14 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         )
     if isinstance(b, dict) and "ratio" in b:
         rows.append(("6", "Picture", "[budget.png](budget.png)", "", "n/a"))
-    s = res.get("shared")
-    if isinstance(s, dict) and "runs" in s:
-        rows.append(_shared_summary(s))
-    lat = res.get("latency")
-    if isinstance(lat, dict) and "runs" in lat:
-        rows.append(_latency_summary(lat))
+    for name, summary in (
+        ("shared", _shared_summary),
+        ("latency", _latency_summary),
+        ("backfill", _backfill_summary),
+    ):
+        value = res.get(name)
+        if isinstance(value, dict) and "runs" in value:
+            rows.append(summary(value))
     for name in FIGURES:
         value = res.get(name)
         if isinstance(value, dict) and "skipped" in value:
@@ -212,6 +342,129 @@ def _latency_lines(lat: dict[str, Any]) -> list[str]:
         ],
     )
     lines += ["", "![elapsed over minimum by latency](latency.png)"]
+    return lines
+
+
+def _backfill_ok(bf: dict[str, Any]) -> bool:
+    return bool(
+        bf["all_exit_0"]
+        and bf["extra_requests"] == 0
+        and bf["unchanged_tables_same"]
+        and bf["changed_table_whole"]
+        and bf["backfill_line_once_for_changed_only"]
+    )
+
+
+def _backfill_summary(bf: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    _, control, after = bf["runs"]
+    (changed,) = [t for t in bf["per_table"] if t["changed"]]
+    others = len(bf["per_table"]) - 1
+    text = (
+        f"run 2 (control) {control['requests_total']} requests, "
+        f"{control['row_records']:,} row records; run 3 (one table's columns changed) "
+        f"{after['requests_total']} requests, {after['row_records']:,} row records: "
+        f"**{bf['extra_requests']} extra requests**; changed table {changed['run2']} -> "
+        f"{changed['run3']} records (all {changed['rows']} rows: {_ok(bf['changed_table_whole'])}"
+        f"); the {others} other tables as in run 2: {_ok(bf['unchanged_tables_same'])}; backfill "
+        f"line once, for that table only: {_ok(bf['backfill_line_once_for_changed_only'])}"
+    )
+    return (
+        "9",
+        f"Backfill after a column change, {bf['tables']} tables of {bf['rows_per_table']} rows",
+        text,
+        "extra requests = 0; records of unchanged tables unchanged",
+        _ok(_backfill_ok(bf)),
+    )
+
+
+def _backfill_lines(bf: dict[str, Any]) -> list[str]:
+    full, control, after = bf["runs"]
+    checked = bf["changed_rows_checked"]
+    lines = [
+        "",
+        "## 9. Backfill after a column change",
+        "",
+        (
+            f"One sandbox, unthrottled (`--rate-limit 0`): 2 workspaces x 2 projects x 2 tables "
+            f"of {bf['rows_per_table']} rows in segments of {bf['segment_size']}. Three "
+            "`tap-maptable --config c.json [--state s.json]` processes (discovery and sync in "
+            "one process, as without --catalog), each with `rate_limit_store: memory`, "
+            "`cache_tokens: false` (so each logs in) and no client-side limit to speak of: "
+            "run 1 with no state; run 2 (the control) from run 1's last STATE, nothing "
+            "changed; then the columns of table "
+            f"`{bf['changed_table']}` change over the sandbox's admin endpoints ("
+            + "; ".join(bf["changes"])
+            + "), and run 3 from run 2's last STATE. Records per stream from the tap's stdout, "
+            "requests by kind from the sandbox's request log (`rows:first` = a table's first "
+            "segment), backfill lines (`sending every row, not only those updated since`) "
+            "from the tap's stderr. An incremental run sends the rows updated at or after the "
+            "bookmark (the sandbox's newest update time, which many of its rows share) and "
+            "every row without an update time: that is what run 2 sends, and what run 3 must "
+            "send for every table but the changed one."
+        ),
+        "",
+    ]
+    lines += _table(
+        [
+            "run",
+            "exit",
+            "wall s",
+            "requests by kind",
+            "requests",
+            "not 200",
+            "row records",
+            "all records",
+            "backfill lines",
+        ],
+        [
+            [
+                r["run"],
+                r["returncode"],
+                f"{r['wall_s']:.1f}",
+                r["requests"],
+                r["requests_total"],
+                r["status_not_200"],
+                f"{r['row_records']:,}",
+                f"{r['records_total']:,}",
+                len(r["backfill_lines"]),
+            ]
+            for r in (full, control, after)
+        ],
+    )
+    lines += ["", "Records per table:", ""]
+    lines += _table(
+        ["table", "name", "rows", "segments", "run 1", "run 2", "run 3", "run 3 - run 2"],
+        [
+            [
+                f"`{t['table_id']}`" + (" (changed)" if t["changed"] else ""),
+                t["name"],
+                t["rows"],
+                t["segments"],
+                t["run1"],
+                t["run2"],
+                t["run3"],
+                f"{t['run3'] - t['run2']:+d}",
+            ]
+            for t in bf["per_table"]
+        ],
+    )
+    lines += [
+        "",
+        (
+            f"Run 3 against run 2: {bf['extra_requests']:+d} requests, requests by kind the "
+            f"same: {_ok(bf['same_requests_by_kind'])}. The changed table's {checked['records']} "
+            f"records of run 3: `Priority` = {backfill.PRIORITY} in {checked['priority_filled']}, "
+            f"`Notes` a number in {checked['notes_numbers']}; its `columns_sent` after run 3 "
+            f"lists `Priority`: {_ok(checked['columns_sent_has_priority'])}."
+        ),
+    ]
+    if after["backfill_lines"]:
+        lines += ["", "The backfill line of run 3 (stderr):", "", "```"]
+        lines += [line.split(" | ", 3)[-1] for line in after["backfill_lines"]]
+        lines += ["```"]
+    errors = [f"{r['run']}: {r['error']}" for r in bf["runs"] if r["error"]]
+    if errors:
+        lines += ["", "Errors (last lines of stderr):", "", "```", *errors, "```"]
     return lines
 
 
@@ -359,11 +612,11 @@ def _profile_lines(prof: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _earlier_lines(res: dict[str, Any], info: dict[str, str]) -> list[str]:
+def _earlier_lines(res: dict[str, Any], info: dict[str, str], kept: Kept) -> list[str]:
     """Which figures were kept from earlier runs, and when those were measured."""
     earlier: dict[str, list[str]] = {}
     for name, when in res.get("_measured", {}).items():
-        if name in res and when.get("date") != info["date"]:
+        if (name in res or name in kept.measured) and when.get("date") != info["date"]:
             command = when.get("command")
             key = when.get("date", "?") + (f" by `{command}`" if command else "")
             earlier.setdefault(key, []).append(name)
@@ -378,7 +631,10 @@ def _earlier_lines(res: dict[str, Any], info: dict[str, str]) -> list[str]:
     ]
 
 
-def write_results(res: dict[str, Any], info: dict[str, str], args: argparse.Namespace) -> str:
+def write_results(
+    res: dict[str, Any], info: dict[str, str], args: argparse.Namespace, kept: Kept | None = None
+) -> str:
+    kept = kept or Kept()
     lines = [
         "# tap-maptable benchmarks",
         "",
@@ -395,12 +651,11 @@ def write_results(res: dict[str, Any], info: dict[str, str], args: argparse.Name
         "",
     ]
     lines += _table(["", ""], [[k, v] for k, v in info.items()])
-    lines += _earlier_lines(res, info)
+    lines += _earlier_lines(res, info, kept)
     lines += ["", "## The figures", ""]
-    lines += _table(
-        ["#", "figure", "measured", "target", "met"], [list(r) for r in summary_rows(res)]
-    )
+    lines += _summary_lines(res, kept)
 
+    details = len(lines)
     b = res.get("budget")
     if isinstance(b, dict) and "ratio" in b:
         lines += [
@@ -538,12 +793,15 @@ def write_results(res: dict[str, Any], info: dict[str, str], args: argparse.Name
         ]
         if q["error"]:
             lines += ["", "```", q["error"], "```"]
-    s = res.get("shared")
-    if isinstance(s, dict) and "runs" in s:
-        lines += _shared_lines(s)
-    lat = res.get("latency")
-    if isinstance(lat, dict) and "runs" in lat:
-        lines += _latency_lines(lat)
+    for name, section in (
+        ("shared", _shared_lines),
+        ("latency", _latency_lines),
+        ("backfill", _backfill_lines),
+    ):
+        value = res.get(name)
+        if isinstance(value, dict) and "runs" in value:
+            lines += section(value)
+    lines[details:] = _merged_sections(lines[details:], kept)
     failures = {
         k: v["traceback"] for k, v in res.items() if isinstance(v, dict) and "traceback" in v
     }
@@ -615,6 +873,19 @@ def main() -> None:
     measured = _previous(results_path, results)
     for name in chosen:
         measured[name] = {"date": info["date"], "command": command}
+    # Figures with no numbers in results.json keep what RESULTS.md shows (a fresh checkout).
+    kept = markdown_kept(BENCH_DIR / "RESULTS.md", quick=args.quick)
+    kept = kept.only(
+        [
+            name
+            for name in FIGURES
+            if name not in results
+            and name not in chosen
+            and FIGURE_NUMBERS[name][0] in kept.rows
+            and name in kept.measured
+        ]
+    )
+    measured |= kept.measured
     # The two strict runs (budget, peer) mostly wait on the rate limit, each on its own sandbox
     # and app: run them side by side. Nothing else runs beside them.
     side_by_side = {"budget", "peer"} <= set(chosen)
@@ -638,7 +909,7 @@ def main() -> None:
     results["_measured"] = measured
     WORK_DIR.mkdir(exist_ok=True)
     results_path.write_text(json.dumps({"machine": info, **results}, indent=2, default=str))
-    print(write_results(results, info, args))
+    print(write_results(results, info, args, kept))
 
 
 if __name__ == "__main__":
