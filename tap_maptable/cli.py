@@ -19,7 +19,7 @@ from singer_sdk.exceptions import (
     SingerSDKError,
 )
 
-from tap_maptable import prefetch, stopping
+from tap_maptable import stopping
 from tap_maptable.classify import network_failure
 from tap_maptable.errors import (
     EXIT_TABLES_SKIPPED,
@@ -69,6 +69,5 @@ def _flush_emitted() -> None:
 
 
 def _fail(message: str, code: int = 1, label: str = "error") -> None:
-    prefetch.stop_all()  # no background fetch may log after the run's last line
     sys.stderr.write(f"tap-maptable: {label}: {one_line(message, limit=2000)}\n")
     sys.exit(code or 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from tap_maptable.budget import (
     throttled_session,
 )
 from tap_maptable.classify import check
+from tap_maptable.reading.schedule import Latency
 from tap_maptable.retry import RetryPolicy, log_retry
 from tap_maptable.tokens import TokenCache
 
@@ -41,6 +43,14 @@ DEFAULT_API_URL = "https://maptable.com"
 def tap_version() -> str:
     """The tap's version, from the one place it is written (the user agent and `--about`)."""
     return __version__
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A successful answer: the envelope's `detail`, and the body it came in (for holding)."""
+
+    detail: Any
+    body: bytes
 
 
 class MapTableConnection:
@@ -100,6 +110,7 @@ class MapTableConnection:
             self.policy,
             before_send=self.authenticator.refresh_header,
             connections=max(10, parallel + 2),
+            on_answer=self.latency.observe,
         )
 
     def open(self) -> MapTableConnection:
@@ -115,10 +126,15 @@ class MapTableConnection:
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET `path` and return its envelope's `detail`, or raise the tap's error for it."""
-        send = self.policy.decorate(self._get_once, log_retry(LOGGER, self.policy, f"GET {path}"))
-        return send(path, params)
+        return self.fetch(path, params).detail
 
-    def _get_once(self, path: str, params: Mapping[str, Any] | None) -> Any:
+    def fetch(self, path: str, params: Mapping[str, Any] | None = None) -> Answer:
+        """GET `path`: its envelope's `detail` and the answer's bytes (or the tap's error)."""
+        send = self.policy.decorate(self._get_once, log_retry(LOGGER, self.policy, f"GET {path}"))
+        answer: Answer = send(path, params)
+        return answer
+
+    def _get_once(self, path: str, params: Mapping[str, Any] | None) -> Answer:
         response = self.session.get(
             self.api_url + path,
             params=dict(params or {}),
@@ -126,7 +142,12 @@ class MapTableConnection:
             auth=self.authenticator,
             timeout=self.timeout,
         )
-        return check(response).detail
+        return Answer(check(response).detail, response.content)
+
+    @cached_property
+    def latency(self) -> Latency:
+        """How long MapTable takes to answer, as every request of the run measures it."""
+        return Latency()
 
     # -- settings every part reads --------------------------------------------------------------
 

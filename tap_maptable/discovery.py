@@ -1,9 +1,10 @@
 """What the tap learns about an app's workspaces and tables, learned once per process.
 
 Discovery must read the workspace list, every workspace's detail and every table's first
-segment (the columns come only with it). Sync needs the same answers. The Directory keeps them,
-so that a process that discovers and then syncs sends each of those requests once: the workspace
-list and details are kept for the run, a first segment until its stream takes it.
+segment (the columns come only with it). Sync needs the same answers. The Directory keeps the
+workspace list and details for the run, so that a process that discovers and then syncs sends
+each of those requests once; first segments are the run's reader's (`reading/`), which keeps
+them until their table is synced.
 """
 
 from __future__ import annotations
@@ -15,18 +16,17 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tap_maptable import api
 from tap_maptable.errors import ConfigurationError, MapTableAPIError
-from tap_maptable.prefetch import map_in_threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from tap_maptable.connection import MapTableConnection
+    from tap_maptable.reading import Reader
 
 LOGGER = logging.getLogger("tap_maptable.discovery")
 STREAM_PREFIX = "table_"
@@ -55,11 +55,6 @@ def table_id_for(stream_name: str) -> str:
         encoded = stream_name.removeprefix(_ENCODED_PREFIX).upper()
         return base64.b32decode(encoded + "=" * (-len(encoded) % 8)).decode()
     return stream_name.removeprefix(STREAM_PREFIX)
-
-
-def segment_path(table_id: str) -> str:
-    """The path of a table's segments, its id URL-encoded."""
-    return api.TABLE_SEGMENT_PATH.format(tableId=quote(table_id, safe=""))
 
 
 @dataclass(frozen=True)
@@ -138,19 +133,17 @@ class Directory:
     def __init__(
         self,
         connection: MapTableConnection,
+        reader: Reader,
         page_size: int,
         table_ids: Sequence[str] | None,
-        workers: int = 1,
     ) -> None:
-        """Nothing is fetched until asked for; then up to `workers` requests at once."""
+        """Nothing is fetched until asked for; then with the reader's parallel requests."""
         self._connection = connection
+        self._reader = reader
         self._page_size = page_size
         self._table_ids = table_ids
-        self._workers = workers
         self._workspaces: list[dict[str, Any]] | None = None
         self._details: dict[tuple[str, str], dict[str, Any] | Exception] = {}
-        self._first_segments: dict[str, dict[str, Any] | Exception] = {}
-        self._read_at: dict[str, datetime] = {}
         self._unreadable: set[tuple[str, str]] = set()
 
     def workspaces(self) -> list[dict[str, Any]]:
@@ -220,11 +213,9 @@ class Directory:
         Each answer, or the error it ended in, is kept under its key: an error is raised when
         (and only when) that key is asked for, as a one-at-a-time run would.
         """
-        if self._workers <= 1 or len(keys) == 1:
-            cache[keys[0]] = read(keys[0])
-            return
-        self._connection.open()
-        cache.update(zip(keys, map_in_threads(read, keys, self._workers), strict=True))
+        if not self._reader.parallel:
+            keys = keys[:1]
+        cache.update(zip(keys, self._reader.map(read, keys), strict=True))
 
     def tables_if_read(self) -> list[TableRef] | None:
         """The tables, when the workspace list and every detail were already read; else None.
@@ -256,36 +247,6 @@ class Directory:
             if isinstance(node, dict) and node.get("type") in api.ROW_TABLE_TYPES
         ]
         return select_tables(tables, self._table_ids, what="seen by the app")
-
-    def first_segments(self, tables: list[TableRef]) -> None:
-        """Read the first segment of each of `tables` (in parallel when allowed), to keep."""
-        wanted = [t.table_id for t in tables if t.table_id not in self._first_segments]
-        if wanted:
-            self._fetch(wanted, self._first_segments, self._read_first_segment)
-
-    def first_segment(self, table: TableRef) -> dict[str, Any]:
-        """A table's first segment (rows and columns), kept until its stream takes it."""
-        if table.table_id not in self._first_segments:
-            self.first_segments([table])
-        return _unwrap(self._first_segments[table.table_id])
-
-    def _read_first_segment(self, table_id: str) -> dict[str, Any]:
-        self._read_at[table_id] = datetime.now(tz=timezone.utc)
-        detail = self._connection.get(segment_path(table_id))
-        return detail if isinstance(detail, dict) else {}
-
-    def first_segment_read_at(self, table_id: str) -> datetime | None:
-        """When this process asked for the table's first segment (None when it did not).
-
-        Its rows are as old as that: a stream that emits them must not let its bookmark pass
-        this time, or a row updated between discovery and sync would be skipped next run.
-        """
-        return self._read_at.get(table_id)
-
-    def take_first_segment(self, table_id: str) -> dict[str, Any] | None:
-        """Hand a kept first segment to its stream, once: a second sync reads it afresh."""
-        kept = self._first_segments.pop(table_id, None)
-        return None if kept is None else _unwrap(kept)
 
     def projects(self) -> Iterator[tuple[WorkspaceKey, dict[str, Any]]]:
         """Every project of every workspace whose detail can be read, with its workspace."""

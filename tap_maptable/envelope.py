@@ -71,9 +71,16 @@ def signal_code(response: requests.Response) -> int | None:
         return None
 
 
+def parse_detail(body: bytes) -> Any:
+    """The `detail` of an answer already judged a success, from its bytes (a held segment)."""
+    return _parse_body(body, "").detail
+
+
 def _parse(response: requests.Response) -> Envelope:
-    content_type = response.headers.get("Content-Type", "")
-    body = response.content
+    return _parse_body(response.content, response.headers.get("Content-Type", ""))
+
+
+def _parse_body(body: bytes, content_type: str) -> Envelope:
     if "html" in content_type.lower() or body.lstrip()[:1] == b"<":
         msg = "the server answered with an HTML page (a proxy or gateway error), not JSON"
         raise EnvelopeError(msg)

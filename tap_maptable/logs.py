@@ -104,3 +104,36 @@ def _load(path: Path) -> Any:
         import yaml  # noqa: PLC0415 - PyYAML comes with singer-sdk; YAML configs only
 
         return yaml.safe_load(text)
+
+
+def quiet_threads(prefix: str) -> None:
+    """From now on, drop the tap's log records made by threads named `prefix...`.
+
+    For worker threads left waiting for an answer when a run stops: only the tap's own loggers
+    are touched, not the root logger's handlers or another library's.
+    """
+    quiet = _QuietThreads(prefix)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if not name.startswith(_OWN_LOGGERS) or not isinstance(logger, logging.Logger):
+            continue
+        if not any(_quiets(f, prefix) for f in logger.filters):
+            logger.addFilter(quiet)
+
+
+_OWN_LOGGERS = ("tap_maptable", "tap-maptable")
+
+
+class _QuietThreads(logging.Filter):
+    """Drop records of threads whose name starts with `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but those of the quieted threads."""
+        return not (record.threadName or "").startswith(self.prefix)
+
+
+def _quiets(candidate: Any, prefix: str) -> bool:
+    return isinstance(candidate, _QuietThreads) and candidate.prefix == prefix

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # Measured (bench figure 8): enough to fill a 60-per-minute budget at 4 s per answer.
 DEFAULT_PARALLEL_REQUESTS = 8
+DEFAULT_SEGMENT_MEMORY_MB = 16
 
 SETTINGS_SCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property(
@@ -147,6 +148,15 @@ SETTINGS_SCHEMA: dict[str, Any] = th.PropertiesList(
         description="How many requests for different tables (and workspace details) may be "
         "in flight at once. Every one still passes the request budget; this only matters "
         "when MapTable answers slowly. 1 sends one request at a time.",
+    ),
+    th.Property(
+        "segment_memory_mb",
+        th.IntegerType(minimum=1),
+        default=DEFAULT_SEGMENT_MEMORY_MB,
+        title="Segment memory (MB)",
+        description="How many megabytes of MapTable's answers the tap keeps in memory ahead of "
+        "the table it is writing (segments of later tables, first segments read by discovery); "
+        "more waits in a temporary file, so memory stays flat whatever the number of tables.",
     ),
 ).to_dict()
 

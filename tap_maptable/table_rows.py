@@ -1,15 +1,16 @@
-"""One stream per MapTable table: its rows, read segment by segment, incremental on `_updated_at`.
+"""One stream per MapTable table: its rows, incremental on `_updated_at`, resumable mid-table.
 
-A first segment that discovery read in this process is taken from the tap's `Directory` rather
-than asked for again. Later segments are paged by the SDK (`SegmentPaginator`).
+The run's reader (`reading/`) fetches every segment; this stream, in the main thread, maps each
+segment's cells onto its properties, filters rows by the bookmark, and records after each
+segment where its read continues (`reading/resume.py`), so a stopped run's table is continued,
+not started again. It holds no per-read state the reader's threads touch.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
@@ -21,35 +22,37 @@ from tap_maptable.columns import (
     Column,
     ColumnPlan,
     UnmappableColumnsError,
+    catalog_columns,
     live_columns,
     parse_timestamp,
     plan_columns,
     row_record,
     sent,
 )
-from tap_maptable.discovery import segment_path
 from tap_maptable.errors import TABLE_ERRORS, ColumnShapeError, one_line
-from tap_maptable.pagination import SegmentPaginator, last_row_id
+from tap_maptable.reading import ReadPlan, Resume, read_resume, write_resume
+from tap_maptable.reading.resume import SIZE_KEY, last_size
+from tap_maptable.reading.segments import last_row_id
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
-    import requests
     from singer_sdk.helpers.types import Context
 
     from tap_maptable.discovery import TableRef
+    from tap_maptable.reading import TableRead
     from tap_maptable.tap import TapMapTable
 
-# The SDK's key for a bookmark not yet complete (`singer_sdk.helpers._state.PROGRESS_MARKERS`).
-PROGRESS_MARKERS = "progress_markers"
 # The bookmark is capped at the run's start (the SDK's signpost, by this host's clock), while
 # `_updated_at` is MapTable's clock: the cap is moved back by this much, so that a host clock
 # running ahead can never let the bookmark pass a row updated during the run.
 SIGNPOST_MARGIN = timedelta(minutes=5)
+# The SDK's key for a bookmark not yet complete (`singer_sdk.helpers._state.PROGRESS_MARKERS`).
+PROGRESS_MARKERS = "progress_markers"
 
 
 class TableRowsStream(MapTableStream):
-    """The rows of one MapTable table, read segment by segment, incremental on `_updated_at`."""
+    """The rows of one MapTable table, incremental on `_updated_at`."""
 
     primary_keys: ClassVar[list[str]] = ["_row_id"]
     replication_key = UPDATED_AT
@@ -64,92 +67,225 @@ class TableRowsStream(MapTableStream):
         tap: TapMapTable,
         table: TableRef,
         schema: dict[str, Any],
-        columns: list[Column] | None = None,
+        columns: Any = None,
     ) -> None:
-        """A stream for `table`, with the schema from discovery or from the input catalog."""
+        """A stream for `table`; `columns`: the live columns discovery read, if it did."""
         self.table = table
-        self._columns = columns
-        self._resume_after: str | None = None
-        self._paginator: SegmentPaginator | None = None
+        self._live = columns
+        self._columns: list[Column] | None = None
+        self._missing: tuple[str, ...] = ()
+        self._sent: list[sent.SentColumn] | None = None
+        self._drift_reported = False
+        self._resume: Resume | None = None
+        self._backfill = False  # this read sends every row: its columns changed
         self._starting: datetime | None = None
         self._undated = 0
-        self._drift_reported = False
         self._emitted = 0
         self._invalid_rows = 0
-        self._sent: list[sent.SentColumn] | None = None
-        self._missing: tuple[str, ...] = ()
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
 
-    def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
-        """The SDK's cap on the bookmark (the run's start), moved back by a clock-skew margin.
+    @property
+    def label(self) -> str:
+        """How log lines name this table: `table_tbl1 (Orders)`."""
+        return f"{self.name} ({self.table.name or 'table ' + self.table.table_id})"
 
-        When discovery in this process already read the table's first segment, or a background
-        fetch began reading the table before its stream started, the cap is that read's time
-        instead: those rows may be minutes older than the stream's start.
+    # -- where the read starts (main thread, before the sync writes anything) ---------------------
+
+    def read_plan(self) -> ReadPlan:
+        """Where this table's read starts: after an earlier run's resume point, when it may.
+
+        A read continues only if its properties still carry the columns they carried when it
+        began (else the rows it sent would mean something else than the rest) and it is read
+        with the same replication method; otherwise the table starts again at its first
+        segment.
+        """
+        bookmark = self.stream_state
+        resume = read_resume(bookmark)
+        self._resume = None
+        if resume is not None:
+            full_table = self.replication_method == "FULL_TABLE"
+            now = self._columns_now()
+            if now is not None and now == resume.columns and resume.full_table == full_table:
+                self._resume = resume
+            else:
+                self.logger.info(
+                    "%s: its last run stopped after segment %d, but its columns or replication "
+                    "method changed since: reading it again from its first segment.",
+                    self.label,
+                    resume.segments,
+                )
+        return ReadPlan(
+            stream=self.name,
+            table_id=self.table.table_id,
+            after=self._resume.after_row if self._resume else None,
+            expected_segments=last_size(bookmark),
+        )
+
+    def _columns_now(self) -> list[sent.SentColumn] | None:
+        """What the properties would carry now, if that can be known before reading the table.
+
+        Known from the live columns when discovery read them in this process, else from the
+        column ids the catalog records (None when it records none: a resume cannot be checked).
+        """
+        if self._live is not None:
+            try:
+                self._map_columns(self._live)
+            except ColumnShapeError:
+                return None
+            return self._sent
+        columns = catalog_columns(self.schema.get("properties", {}))
+        if columns is None:
+            return None
+        mask = self.mask
+        self._columns = [c for c in columns if mask.get(("properties", c.prop_name), True)]
+        self._missing = ()
+        self._sent = sent.columns_sent(self._columns, ())
+        return self._sent
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
+        """The bookmark's cap: the run's start (the SDK's), or a continued read's earlier start.
+
+        Moved back by a clock-skew margin: see `SIGNPOST_MARGIN`.
         """
         signpost = super().get_replication_key_signpost(context)
         if not isinstance(signpost, datetime):
             return signpost
-        read_at = self._tap.directory.first_segment_read_at(self.table.table_id)
-        if read_at is not None:
-            signpost = min(signpost, read_at)
-        fetched_at = self._tap.prefetcher.started_at(self.name)
-        if fetched_at is not None:
-            signpost = min(signpost, datetime.fromtimestamp(fetched_at, tz=timezone.utc))
+        resume = read_resume(self.stream_state)
+        if resume is not None and resume.started_at is not None:
+            signpost = min(signpost, parse_timestamp(resume.started_at))
         return signpost - SIGNPOST_MARGIN
 
-    def get_url(self, context: Context | None) -> str:  # noqa: ARG002
-        """The table's segment endpoint."""
-        return self.url_base + segment_path(self.table.table_id)
-
-    def get_new_paginator(self) -> SegmentPaginator:
-        """Segments after `_resume_after` (the last row of a segment read during discovery)."""
-        self._paginator = SegmentPaginator(self.table.table_id, start_value=self._resume_after)
-        return self._paginator
-
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:  # noqa: ARG002
-        """`lastSegmentRowID` after the first segment."""
-        return {api.LAST_SEGMENT_ROW_PARAM: next_page_token} if next_page_token else {}
+    # -- the rows ---------------------------------------------------------------------------------
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Every row; then, for FULL_TABLE, the held ACTIVATE_VERSION (only after a whole read).
+        """Every row, segment by segment; after each segment, where the read continues.
 
         A table that cannot be read (gone, not this app's to read, columns the tap cannot map)
         is skipped: one WARNING, its bookmark left where it was (its progress markers dropped,
         so the SDK promotes nothing), and the run goes on with the other tables.
         """
-        self._tap.warn_tables_not_in_catalog()
-        self._tap.start_prefetch()
+        read = self._tap.read_of(self)
         self._starting = self.get_starting_timestamp(context)
-        self._undated = 0
-        self._emitted = 0
-        self._invalid_rows = 0
-        started, read = time.monotonic(), 0
-        segments = self._tap.prefetcher.segments(self.name, partial(self.fetch_segments, context))
+        self._undated = self._emitted = self._invalid_rows = 0
+        self._backfill = False
+        started, segments = time.monotonic(), self._begin()
         try:
-            for segment in segments:
-                if read == 0:
+            for detail in self._tap.reader.segments(read):
+                if read.restarted is not None:
+                    segments = self._restart(read)
+                if isinstance(detail.get("columns"), list) or self._columns is None:
+                    self._map_columns(detail.get("columns"))
+                if segments == 0 and self._resume is None:
                     self._backfill_if_columns_changed()
-                read += 1
-                yield from segment  # the SDK calls `post_process` on each
+                before = self._emitted
+                yield from self._records(detail)  # the SDK calls `post_process` on each
+                segments += 1
+                self._tap.progress.rows_sent(self._emitted - before)
+                self._checkpoint(detail, segments)
         except TABLE_ERRORS as exc:
             self._skip(exc)
             return
+        self._complete(segments)
+        self._log_done(segments, time.monotonic() - started)
+
+    def _begin(self) -> int:
+        """Set up a continued read (its version, bookmark so far, backfill); segments sent."""
+        resume = self._resume
+        if resume is None:
+            return 0
+        self.logger.info(
+            "%s: continuing after segment %d (row %s), where the last run stopped.",
+            self.label,
+            resume.segments,
+            resume.after_row,
+        )
+        if resume.version is not None and self._pending_version is not None:
+            # The version the read's first rows carried: ACTIVATE_VERSION may remove only
+            # rows of older versions.
+            self._stream_version = self._pending_version = resume.version
+        if resume.max_updated is not None and self.replication_method == "INCREMENTAL":
+            self.stream_state[PROGRESS_MARKERS] = {
+                "Note": "Progress is not resumable if interrupted.",
+                "replication_key": UPDATED_AT,
+                "replication_key_value": resume.max_updated,
+            }
+        if resume.backfill:
+            self._backfill, self._starting = True, None
+        return resume.segments
+
+    def _restart(self, read: TableRead) -> int:
+        """MapTable would not continue after the resume point: the table starts again."""
+        self.logger.warning(
+            "%s: MapTable would not continue after row %s (%s); reading the table again from "
+            "its first segment (the rows the last run sent are sent again).",
+            self.label,
+            self._resume.after_row if self._resume else "?",
+            read.restarted,
+        )
+        read.restarted = None
+        backfill = self._resume is not None and self._resume.backfill
+        self._resume = None
+        self.stream_state.pop(PROGRESS_MARKERS, None)
+        if backfill:
+            self._backfill, self._starting = True, None
+        return 0
+
+    def _records(self, detail: dict[str, Any]) -> list[dict[str, Any]]:
+        columns = self._columns or []
+        return [
+            row_record(row, columns, self._missing)
+            for row in detail.get("rows") or []
+            if isinstance(row, dict)
+        ]
+
+    def _checkpoint(self, detail: dict[str, Any], segments: int) -> None:
+        """Record where the read continues, now that a segment's rows are all sent."""
+        last = last_row_id(detail)
+        previous = read_resume(self.stream_state)
+        after = last or (previous.after_row if previous else None)
+        if after is None:
+            return
+        markers = self.stream_state.get(PROGRESS_MARKERS) or {}
+        max_updated = markers.get("replication_key_value")
+        started = self._resume.started_at if self._resume else None
+        write_resume(
+            self.stream_state,
+            Resume(
+                after_row=after,
+                segments=segments,
+                version=self._stream_version if self._pending_version is not None else None,
+                max_updated=max_updated if isinstance(max_updated, str) else None,
+                started_at=started or self._run_started(),
+                backfill=self._backfill,
+                columns=self._sent,
+                full_table=self.replication_method == "FULL_TABLE",
+            ),
+        )
+        self._tap.checkpoint()
+
+    def _run_started(self) -> str:
+        started = datetime.fromtimestamp(self._tap.initialized_at / 1000, tz=timezone.utc)
+        return started.isoformat().replace("+00:00", "Z")
+
+    def _complete(self, segments: int) -> None:
+        """The table was read end to end: what the warehouse now has, and its size."""
         self.activate_version()
+        write_resume(self.stream_state, None)
         if self._sent is not None:
             self.stream_state[sent.STATE_KEY] = sent.to_state(self._sent)
-        self._log_done(self._emitted, read, time.monotonic() - started)
+        self.stream_state[SIZE_KEY] = max(1, segments)
+        self._tap.progress.table_done()
 
     def _skip(self, exc: Exception) -> None:
-        """Leave this table as the last complete run left it, and say why, once."""
+        """Leave this table where its last segment sent left it, and say why, once."""
         self.stream_state.pop(PROGRESS_MARKERS, None)
         reason = one_line(str(exc))
         self._tap.table_skipped(self.name, reason)
+        self._tap.progress.table_done(skipped=True)
         self.logger.warning(
-            "Skipping %s (%s): %s. Its rows read so far were sent; its bookmark is unchanged, "
+            "Skipping %s: %s. Its rows read so far were sent; its bookmark is unchanged, "
             "so the next run reads it again.",
-            self.name,
-            self.table.name or "table " + self.table.table_id,
+            self.label,
             reason,
         )
 
@@ -164,15 +300,14 @@ class TableRowsStream(MapTableStream):
         if why is None or self._starting is None:
             return
         self.logger.info(
-            "%s (%s): sending every row, not only those updated since %s: %s.",
-            self.name,
-            self.table.name or "table " + self.table.table_id,
+            "%s: sending every row, not only those updated since %s: %s.",
+            self.label,
             self._starting.isoformat(),
             why,
         )
-        self._starting = None
+        self._backfill, self._starting = True, None
 
-    def _log_done(self, emitted: int, segments: int, seconds: float) -> None:
+    def _log_done(self, segments: int, seconds: float) -> None:
         """One line per table, when it is done: what a person reading the log wants to know."""
         notes = ""
         if self._undated:
@@ -191,49 +326,13 @@ class TableRowsStream(MapTableStream):
             logs.TABLE_DONE_FORMAT,
             self.name,
             self.table.name or "table " + self.table.table_id,
-            emitted,
+            self._emitted,
             since,
             segments,
             "" if segments == 1 else "s",
             seconds,
             notes,
         )
-
-    def fetch_segments(self, context: Context | None) -> Iterator[list[dict[str, Any]]]:
-        """Every segment, as records, starting with a first segment discovery already read.
-
-        Runs in the main thread or in a background fetch (`prefetch.py`); it only requests and
-        parses, and never writes a message. Later segments are paged by the SDK.
-        """
-        first = self._tap.directory.take_first_segment(self.table.table_id)
-        self._resume_after = None
-        if first is not None:
-            self._paginator = SegmentPaginator(self.table.table_id)
-            yield self.segment_records(first)
-            if not first.get("more"):
-                return
-            self._resume_after = last_row_id(first)
-        # `parse_response` yields one list per segment, so the SDK's pages are segments here.
-        yield from cast("Iterable[list[dict[str, Any]]]", self.request_records(context))
-
-    def parse_response(self, response: requests.Response) -> Iterable[Any]:
-        """One item per segment: its records (the SDK pages on; `get_records` flattens)."""
-        yield self.segment_records(self.envelope(response).detail)
-
-    def segment_records(self, detail: Any) -> list[dict[str, Any]]:
-        """The records of one segment; the first segment also brings the columns."""
-        if not isinstance(detail, dict):
-            return []
-        if self._paginator is not None:
-            self._paginator.check(detail)
-        if self._columns is None or detail.get("columns") is not None:
-            self._map_columns(detail.get("columns"))
-        columns = self._columns or []
-        return [
-            row_record(row, columns, self._missing)
-            for row in detail.get("rows") or []
-            if isinstance(row, dict)
-        ]
 
     def post_process(
         self,
@@ -257,6 +356,8 @@ class TableRowsStream(MapTableStream):
             self._invalid_rows += 1
         self._emitted += 1
         return row
+
+    # -- columns ----------------------------------------------------------------------------------
 
     def _map_columns(self, live: Any) -> None:
         """Map the table's live columns onto the schema's properties, by column id.
@@ -282,7 +383,7 @@ class TableRowsStream(MapTableStream):
             self._report_drift(plan)
 
     def _report_drift(self, plan: ColumnPlan) -> None:
-        where = f"{self.name} ({self.table.name or 'table ' + self.table.table_id})"
+        where = self.label
         for renamed in plan.renamed:
             self.logger.warning(
                 "%s: column %r was renamed to %r in MapTable; its values still load into "

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from functools import cached_property, partial
+import logging
+import math
+import time
+from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from singer_sdk import Tap
@@ -19,18 +22,26 @@ from tap_maptable.discovery import (
     select_tables,
     table_id_for,
 )
+from tap_maptable.envelope import parse_detail
 from tap_maptable.errors import TABLE_ERRORS, TablesSkippedError
 from tap_maptable.inputs import InputFile, check_catalog, normalise_state, read_input_files
 from tap_maptable.output import SingerOutput
-from tap_maptable.prefetch import Prefetcher
+from tap_maptable.progress import Pace, Progress
+from tap_maptable.reading import Hold, Reader, TableRead
 from tap_maptable.settings import (
     DEFAULT_PARALLEL_REQUESTS,
+    DEFAULT_SEGMENT_MEMORY_MB,
     SETTINGS_SCHEMA,
     check_config,
     check_config_files,
 )
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
+
+LOGGER = logging.getLogger("tap_maptable")
+MIB = 1024 * 1024
+# A table stream writes a STATE after each segment it sent, at most this often.
+CHECKPOINT_INTERVAL_S = 1.0
 
 # What makes discovery skip one table (with a WARNING) rather than fail: see TABLE_ERRORS.
 DISCOVERY_SKIPS: tuple[type[Exception], ...] = (UnmappableColumnsError, *TABLE_ERRORS)
@@ -157,25 +168,55 @@ class TapMapTable(Tap):
         return super()._validate_config(raise_errors=raise_errors)
 
     _catalog_coverage_checked = False
-    _prefetch_started = False
+    _discovery_only = False
+    _progress: Progress | None = None
+    _last_checkpoint = -math.inf
 
     # -- the run ---------------------------------------------------------------------------------
 
     def sync_all(self) -> None:  # type: ignore[misc]
-        """Sync every selected stream; then, if some tables could not be read, say which.
+        """Plan the run's reading, sync every selected stream, end the reading; say what it did.
 
-        Raised after the SDK wrote the last STATE, so every table extracted is committed.
-        (The SDK marks `sync_all` final but has no hook around a whole run; the SDK's own
-        `sync_all` runs unchanged inside this one.)
+        The tap, not a stream, starts and ends the reading: every table's read is planned
+        before the first record, in the order the SDK writes the streams, so the reader can
+        fetch for the table being written first and the next ones with what is left. The
+        summary, and the skipped tables (`TablesSkippedError`), come after the SDK wrote the
+        last STATE, so every table extracted is committed. (The SDK marks `sync_all` final but
+        has no hook around a whole run; the SDK's own `sync_all` runs unchanged inside this one.)
         """
         self._skipped: list[tuple[str, str]] = []
-        super().sync_all()
+        try:
+            self.warn_tables_not_in_catalog()
+            self._plan_reading()
+            super().sync_all()
+        finally:
+            self._end_reading()
+        LOGGER.info("%s", self.progress.summary())
         if self._skipped:
             raise TablesSkippedError(self._skipped)
+
+    def run_discovery(self) -> str:
+        """`--discover`: first segments are read for their columns only, and not kept."""
+        self._discovery_only = True
+        try:
+            return super().run_discovery()
+        finally:
+            self._end_reading()
 
     def table_skipped(self, stream_name: str, reason: str) -> None:
         """Note a table the run could not read (its stream has said why in the log)."""
         self._skipped.append((stream_name, reason))
+
+    def checkpoint(self) -> None:
+        """Write a STATE now, unless one went out less than a second ago.
+
+        Table streams call it after each segment they sent: a stopped run then continues where
+        its last STATE says, at most a second of work behind.
+        """
+        now = time.monotonic()
+        if now - self._last_checkpoint >= CHECKPOINT_INTERVAL_S:
+            self._last_checkpoint = now
+            self.state_writer.write_state(self.state)
 
     def _setup_signal_handlers(self) -> None:
         """Stop on SIGTERM/Ctrl-C with a non-zero exit and no half-written message.
@@ -186,7 +227,7 @@ class TapMapTable(Tap):
         """
         stopping.install()
 
-    # -- the run's shared objects: one connection, one directory ----------------------------
+    # -- the run's shared objects: one connection, one reader, one directory --------------------
 
     @cached_property
     def connection(self) -> MapTableConnection:
@@ -194,37 +235,79 @@ class TapMapTable(Tap):
         return MapTableConnection(self.config)
 
     @cached_property
+    def reader(self) -> Reader:
+        """The run's one reader of tables (and of the workspace details, in parallel)."""
+        memory = int(self.config.get("segment_memory_mb", DEFAULT_SEGMENT_MEMORY_MB)) * MIB
+        return Reader(
+            self.connection,
+            workers=self.parallel_requests,
+            hold=Hold(memory, parse=parse_detail),
+            latency=self.connection.latency,
+            keep_first=not self._discovery_only,
+        )
+
+    @cached_property
     def directory(self) -> Directory:
         """What the run has learned about workspaces and tables."""
         return Directory(
             self.connection,
+            self.reader,
             page_size=int(self.config.get("page_size", 100)),
             table_ids=self.config.get("table_ids"),
-            workers=self.parallel_requests,
         )
-
-    @cached_property
-    def prefetcher(self) -> Prefetcher:
-        """Background fetches of the tables the run will emit after the current one."""
-        return Prefetcher(self.parallel_requests)
 
     @property
     def parallel_requests(self) -> int:
         """`max_parallel_requests`: requests for different tables in flight at once."""
         return int(self.config.get("max_parallel_requests", DEFAULT_PARALLEL_REQUESTS))
 
-    def start_prefetch(self) -> None:
-        """Start fetching every selected table in the background, in the order of the sync."""
-        if self._prefetch_started:
-            return
-        self._prefetch_started = True
-        self.connection.open()
-        tables = [
-            stream
-            for stream in self.streams.values()
-            if isinstance(stream, TableRowsStream) and stream.selected
-        ]
-        self.prefetcher.plan([(t.name, partial(t.fetch_segments, None)) for t in tables])
+    @property
+    def progress(self) -> Progress:
+        """The run's counts and its progress lines (planned with the reading)."""
+        if self._progress is None:
+            self._plan_reading()
+        assert self._progress is not None  # noqa: S101 - set by _plan_reading
+        return self._progress
+
+    def read_of(self, stream: TableRowsStream) -> TableRead:
+        """The planned read of a table stream (planning the run's reading if nobody has)."""
+        read = self.reader.read_of(stream.name)
+        if read is None:
+            self._plan_reading()
+            read = self.reader.read_of(stream.name)
+        assert read is not None  # noqa: S101 - every selected table stream is planned
+        return read
+
+    def _plan_reading(self) -> None:
+        """Every selected table, in the order the SDK writes them, and where each starts."""
+        tables = [s for s in self.streams.values() if isinstance(s, TableRowsStream) and s.selected]
+        self.reader.plan([table.read_plan() for table in tables])
+        connection, reader = self.connection, self.reader
+        self._progress = Progress(
+            tables=len(tables),
+            pace=lambda: Pace(
+                connection.budget.limit,
+                connection.window_s,
+                connection.latency.estimate_s,
+                reader.workers,
+            ),
+            work_left=reader.work_left,
+            requests=lambda: (
+                connection.budget.acquired,
+                connection.budget.rate_limited,
+                connection.budget.free_slots(),
+            ),
+        )
+        self._progress.start()
+
+    def _end_reading(self) -> None:
+        """Stop the reader's workers and the progress lines; a later sync reads anew."""
+        if self._progress is not None:
+            self._progress.stop()
+        if "reader" in self.__dict__:
+            self.reader.close()
+            del self.__dict__["reader"]
+            self.__dict__.pop("directory", None)
 
     # -- discovery -----------------------------------------------------------------------------
 
@@ -249,11 +332,13 @@ class TapMapTable(Tap):
     def _discover_table_streams(self) -> list[TableRowsStream]:
         streams = []
         tables = self.directory.tables()
-        self.directory.first_segments(tables)
+        firsts = self.reader.first_columns([table.table_id for table in tables])
         for table in tables:
             try:
-                first = self.directory.first_segment(table)
-                columns = name_columns(live_columns(first.get("columns")))
+                live = firsts[table.table_id]
+                if isinstance(live, Exception):
+                    raise live
+                columns = name_columns(live_columns(live))
             except DISCOVERY_SKIPS as exc:
                 # Discovering hundreds of tables takes minutes: one deleted meanwhile, or not
                 # readable by this app, must not stop the others from being extracted.
@@ -261,7 +346,7 @@ class TapMapTable(Tap):
                 continue
             schema = row_schema(columns)
             schema["description"] = table.description
-            streams.append(TableRowsStream(self, table, schema=schema, columns=columns))
+            streams.append(TableRowsStream(self, table, schema=schema, columns=live))
         return streams
 
     def warn_tables_not_in_catalog(self) -> None:

@@ -47,8 +47,9 @@ from tap_maptable import api
 from tap_maptable.budget import BudgetSpec, RequestBudget, budget_key, describe_store, open_store
 from tap_maptable.budget.sqlite_store import HostLock, SQLiteRegistry
 from tap_maptable.connection import MapTableConnection
-from tap_maptable.discovery import TableRef, segment_path, table_id_for
+from tap_maptable.discovery import TableRef, table_id_for
 from tap_maptable.errors import MapTableError
+from tap_maptable.reading.segments import segment_path
 from tap_maptable.retry import MAX_RATE_LIMIT_WAITS
 from tap_maptable.tokens import TokenCache, TokenPair, token_expiry
 from tests.hardening.support import (

@@ -175,24 +175,39 @@ def test_table_ids_limits_discovery_and_warns_about_unknown_ids(sandbox, caplog)
     assert "tblDoesNotExist" in caplog.text
 
 
-def test_rows_reused_from_discovery_cap_the_bookmark_at_their_read_time(sandbox) -> None:
-    # A first segment read by discovery is as old as that read: the bookmark must not pass it,
-    # or a row updated between discovery and sync would be skipped by the next run.
-    import contextlib  # noqa: PLC0415
-    import io  # noqa: PLC0415
+def test_the_bookmark_never_passes_the_start_of_the_run_that_read_the_rows(make_sandbox) -> None:
+    # Rows read by discovery (or by a run continuing a table an earlier run began) are as old
+    # as that read: the bookmark is capped at the tap's start (before discovery read anything),
+    # or at the start of the earlier run, minus the clock-skew margin.
     from datetime import datetime, timedelta, timezone  # noqa: PLC0415
 
-    from tap_maptable.tap import TapMapTable  # noqa: PLC0415
-
-    tap = TapMapTable(config=tap_config(sandbox))
+    sandbox = make_sandbox(segment_size=10)
     table = sandbox.data.tables()[0].table_id
-    long_ago = datetime(2024, 6, 1, tzinfo=timezone.utc)  # before most rows' update times
-    tap.directory._read_at[table] = long_ago
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    with contextlib.redirect_stdout(out):
-        tap.sync_all()
-    bookmarks = tap.state["bookmarks"]
-    capped = bookmarks[f"table_{table}"]["replication_key_value"]
-    assert datetime.fromisoformat(capped) == long_ago - timedelta(minutes=5)
-    other = sandbox.data.tables()[1].table_id
-    assert datetime.fromisoformat(bookmarks[f"table_{other}"]["replication_key_value"]) > long_ago
+    stream = f"table_{table}"
+    rows = [row["id"] for row in sandbox.data.rows(table)]
+    sandbox.data.update_row(table, rows[25], {})  # updated now: past every run's cap
+    run = sync(tap_config(sandbox, table_ids=[table]))
+    assert run.tap is not None
+    assert run.last_state is not None
+    started = datetime.fromtimestamp(run.tap.initialized_at / 1000, tz=timezone.utc)
+    capped = datetime.fromisoformat(run.last_state["bookmarks"][stream]["replication_key_value"])
+    assert capped == started - timedelta(minutes=5)
+    # A run continuing a read that began long ago caps the bookmark at that earlier start.
+    long_ago = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    state = run.last_state
+    state["bookmarks"][stream]["resume"] = {
+        "after_row": rows[9],
+        "segments": 1,
+        "version": None,
+        "max_updated": None,
+        "started_at": long_ago.isoformat(),
+        "backfill": False,
+        "columns": state["bookmarks"][stream]["columns_sent"],
+        "full_table": False,
+    }
+    again = sync(tap_config(sandbox, table_ids=[table]), state=state)
+    assert again.last_state is not None
+    assert rows[25] in {r["_row_id"] for r in again.records[stream]}
+    assert rows[5] not in {r["_row_id"] for r in again.records[stream]}  # before the resume
+    capped = datetime.fromisoformat(again.last_state["bookmarks"][stream]["replication_key_value"])
+    assert capped == long_ago - timedelta(minutes=5)

@@ -9,6 +9,7 @@ and how often, is the retry policy's word (`retry.py`); what a response means is
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -33,13 +34,19 @@ class ThrottledAdapter(HTTPAdapter):
         budget: RequestBudget,
         policy: RetryPolicy,
         before_send: Callable[[requests.PreparedRequest], None] | None = None,
+        on_answer: Callable[[float], None] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Wrap `budget`; `before_send` runs after each wait (the authenticator's last look)."""
+        """Wrap `budget`.
+
+        `before_send` runs after each wait (the authenticator's last look); `on_answer` is told
+        how long each answer took to arrive, from sending to its last byte.
+        """
         super().__init__(**kwargs)
         self.budget = budget
         self.policy = policy
         self.before_send = before_send
+        self.on_answer = on_answer
 
     def send(
         self,
@@ -50,14 +57,11 @@ class ThrottledAdapter(HTTPAdapter):
         """Send once the budget allows; on a rate-limit answer, wait as told and send again."""
         waits = 0
         while True:
-            if self.before_send is not None:
-                # Renew a token that is due *before* taking a slot (a renewal takes its own),
-                self.before_send(request)
-            self.budget.acquire()
-            if self.before_send is not None:
-                # and look again after the wait, which can outlast a short-lived token.
-                self.before_send(request)
+            self._take_slot(request)
+            sent = time.monotonic()
             response = super().send(request, *args, **kwargs)
+            if self.on_answer is not None:
+                self.on_answer(time.monotonic() - sent)
             verdict = classify(response)
             if (
                 verdict.outcome is not Outcome.RATE_LIMITED
@@ -76,12 +80,33 @@ class ThrottledAdapter(HTTPAdapter):
             response.close()
             self.budget.pause(wait)
 
+    def _take_slot(self, request: requests.PreparedRequest) -> None:
+        """Take a slot just before the request leaves, with its token applied.
+
+        A token due for renewal is renewed before taking a slot (a renewal takes its own). If
+        the token had to be renewed after the wait (a wait can outlast a short-lived token), the
+        slot taken before the renewal is stale: the request would leave a round trip after its
+        stamp, and the window the tap keeps would differ from the server's. So it takes another
+        (the stale one is spent, never overspent).
+        """
+        while True:
+            if self.before_send is not None:
+                self.before_send(request)
+            self.budget.acquire()
+            granted = time.monotonic()
+            if self.before_send is not None:
+                self.before_send(request)
+            if time.monotonic() - granted <= self.budget.spec.margin_s / 4:
+                return
+            LOGGER.debug("A request's slot went stale before it left; taking another.")
+
 
 def throttled_session(
     budget: RequestBudget,
     policy: RetryPolicy,
     before_send: Callable[[requests.PreparedRequest], None] | None = None,
     connections: int = 10,
+    on_answer: Callable[[float], None] | None = None,
 ) -> requests.Session:
     """A session whose every request pays into `budget` (both http and https).
 
@@ -89,7 +114,9 @@ def throttled_session(
     discards (and reopens) connections under parallel requests.
     """
     session = requests.Session()
-    adapter = ThrottledAdapter(budget, policy, before_send, pool_maxsize=connections)
+    adapter = ThrottledAdapter(
+        budget, policy, before_send, on_answer=on_answer, pool_maxsize=connections
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

@@ -10,11 +10,16 @@ and a pause after a 429 that every later request (of every process sharing the s
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import heapq
+import itertools
 import logging
 import math
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +28,7 @@ from pyrate_limiter import InMemoryBucket, Limiter, Rate
 from tap_maptable.budget.stores import BudgetStore, MemoryRegistry, StoreUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 LOGGER = logging.getLogger("tap_maptable.budget")
 
@@ -31,6 +36,13 @@ LOGGER = logging.getLogger("tap_maptable.budget")
 _WAIT_LOG_INTERVAL_S = 30.0
 # A shared store that fails this many times in a row ends the run.
 STORE_TRIES = 5
+# Waiting for a slot: ask the bucket again at most this long apart, and at least this long.
+_POLL_S = 0.25
+_MIN_POLL_S = 0.005
+# The priority of a request made outside a table read (token calls, the workspace list and
+# details): before any table. Table reads wait by the rank of their table (0, 1, ...).
+URGENT = -1
+_PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar("budget_priority", default=URGENT)
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:
@@ -73,7 +85,18 @@ class BudgetSpec:
 
 
 class RequestBudget:
-    """The run's single gate: `acquire()` before every request, `pause()` after a 429."""
+    """The run's single gate: `acquire()` before every request, `pause()` after a 429.
+
+    A slot is stamped at the moment it is granted, and the request leaves right after: the
+    window the tap keeps is the server's window. (pyrate-limiter's blocking wait would stamp a
+    slot with the time it planned to wake, which a busy lock or a late thread can put a second
+    before the request leaves: on a slow link that let a 31st request into a server's window of
+    30.) So the budget asks without blocking, and waits between asks itself.
+
+    Requests waiting for a slot take it in order of priority (`priority`), then arrival: the
+    table being written before the tables after it, and token calls and the workspace list
+    before any table.
+    """
 
     def __init__(self, spec: BudgetSpec, store: BudgetStore | None = None) -> None:
         """Create the budget; `store` is where the window lives (this process when not given)."""
@@ -83,23 +106,56 @@ class RequestBudget:
         )
         self._limiter = Limiter(self.store.bucket)
         self._lock = threading.Lock()
+        self._gate = threading.Condition()
+        self._waiting: list[tuple[int, int]] = []  # heap of (priority, arrival)
+        self._arrivals = itertools.count()
+        self._granted: deque[float] = deque()  # this process's slots, one window (monotonic)
         self._resume_at = 0.0
         self._limit = spec.limit
         self._next_heartbeat = 0.0
         self._last_wait_log = -math.inf
         self.acquired = 0
         self.waits = 0
+        self.rate_limited = 0
 
     @property
     def limit(self) -> int:
         """The limit in force: the smallest of every live process sharing the store."""
         return self._limit
 
+    @contextlib.contextmanager
+    def priority(self, rank: int) -> Iterator[None]:
+        """Requests of this thread, inside the block, wait for slots behind lower ranks."""
+        token = _PRIORITY.set(rank)
+        try:
+            yield
+        finally:
+            _PRIORITY.reset(token)
+
     def acquire(self) -> None:
-        """Block until one more request fits the budget, then count it as sent."""
-        self._with_store(self._acquire_once)
+        """Block until one more request fits the budget, then count it as sent (now)."""
+        ticket = (_PRIORITY.get(), next(self._arrivals))
+        with self._gate:
+            heapq.heappush(self._waiting, ticket)
+            self._gate.notify_all()
+        try:
+            self._with_store(lambda: self._acquire_once(ticket))
+        finally:
+            with self._gate:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._gate.notify_all()
         with self._lock:
             self.acquired += 1
+            self._granted.append(time.monotonic())
+
+    def free_slots(self) -> int:
+        """Slots this process has not used in the current window (others' use is not known)."""
+        horizon = time.monotonic() - self.spec.window_s - self.spec.margin_s
+        with self._lock:
+            while self._granted and self._granted[0] <= horizon:
+                self._granted.popleft()
+            return max(0, self._limit - len(self._granted))
 
     @property
     def max_pause_s(self) -> float:
@@ -118,6 +174,7 @@ class RequestBudget:
         until = now + min(max(seconds, 0.0), self.max_pause_s)
         with self._lock:
             self._resume_at = max(self._resume_at, until)
+            self.rate_limited += 1
         self._with_store(lambda: self.store.registry.pause_until(until, now + self.max_pause_s))
 
     def close(self) -> None:
@@ -128,27 +185,48 @@ class RequestBudget:
             LOGGER.debug("closing the budget store failed: %s", type(exc).__name__)
         self._limiter.close()
 
-    def _acquire_once(self) -> None:
-        self._heartbeat_if_due()
-        self._sleep_through_pause()
-        # A short wait first, unlogged: the bucket's lock can be busy for a moment (its clean-up,
-        # another thread or process) while the window still has room.
-        short = min(1.0, self.spec.window_s / 4)
-        if self._limiter.try_acquire(self.spec.key, blocking=True, timeout=short):
-            return
-        with self._lock:
-            self.waits += 1
-        self._log_wait()
+    def _acquire_once(self, ticket: tuple[int, int]) -> None:
         # Bounded: alone, a full window frees every slot; sharing, allow for the others' turns.
         windows = 20 if self.store.shared else 4
         timeout = windows * (self.spec.window_s + self.spec.margin_s)
-        if not self._limiter.try_acquire(self.spec.key, blocking=True, timeout=timeout):
-            msg = (
-                f"no request slot freed up within {timeout:.0f} s "
-                f"(limit {self._limit} per {self.spec.window_s:g} s, "
-                f"store {self.store.description})"
-            )
-            raise StoreUnavailableError(msg)
+        deadline = time.monotonic() + timeout
+        started, waited = time.monotonic(), False
+        while True:
+            self._heartbeat_if_due()
+            self._sleep_through_pause()
+            with self._gate:
+                while self._waiting[0] != ticket:
+                    self._gate.wait(timeout=_POLL_S)
+            if self._limiter.try_acquire(self.spec.key, blocking=False):
+                return
+            if not waited and time.monotonic() - started >= min(1.0, self.spec.window_s / 4):
+                # A moment's wait is the bucket's own bookkeeping; beyond it, the window is full.
+                waited = True
+                with self._lock:
+                    self.waits += 1
+                self._log_wait()
+            if time.monotonic() > deadline:
+                msg = (
+                    f"no request slot freed up within {timeout:.0f} s "
+                    f"(limit {self._limit} per {self.spec.window_s:g} s, "
+                    f"store {self.store.description})"
+                )
+                raise StoreUnavailableError(msg)
+            with self._gate:  # woken early when a more urgent request arrives
+                self._gate.wait(timeout=self._wait_hint_s())
+
+    def _wait_hint_s(self) -> float:
+        """How long until this process's oldest slot in the window frees, in short steps.
+
+        Other processes sharing the store have slots of their own, which this one cannot see:
+        it asks again at least every `_POLL_S`.
+        """
+        with self._lock:
+            oldest = self._granted[0] if self._granted else None
+        if oldest is None:
+            return _POLL_S
+        frees_in = oldest + self.spec.window_s + self.spec.margin_s - time.monotonic()
+        return min(max(frees_in, _MIN_POLL_S), _POLL_S)
 
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()

@@ -19,7 +19,14 @@ The full text of each rule (as the README copies it) is in its module's docstrin
 import other code needs.
 """
 
-from tap_maptable.columns.drift import ColumnPlan, Renamed, Retyped, plan_columns
+from tap_maptable.columns import sent
+from tap_maptable.columns.drift import (
+    ColumnPlan,
+    Renamed,
+    Retyped,
+    catalog_columns,
+    plan_columns,
+)
 from tap_maptable.columns.naming import (
     UnmappableColumnsError,
     column_id_key,
@@ -99,6 +106,7 @@ __all__ = [
     "Renamed",
     "Retyped",
     "UnmappableColumnsError",
+    "catalog_columns",
     "coerce_value",
     "coercer_for",
     "coercer_for_column",
@@ -116,4 +124,5 @@ __all__ = [
     "row_schema",
     "schema_for_type",
     "schema_kind",
+    "sent",
 ]

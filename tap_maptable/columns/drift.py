@@ -132,6 +132,28 @@ def plan_columns(
     return plan
 
 
+def catalog_columns(schema_properties: Mapping[str, Any] | None) -> list[Column] | None:
+    """The columns a catalog's properties record, without asking MapTable (None: not all do).
+
+    What a read that continues a table after an earlier run's resume point maps cells with: it
+    does not read the table's first segment again, so the catalog's record of each property's
+    column id is all it has. A catalog without ids (older, or hand-written) maps by name, which
+    needs the live columns.
+    """
+    columns = []
+    for prop, schema in (schema_properties or {}).items():
+        if prop in ROW_PROPERTIES:
+            continue
+        identity = column_identity(schema)
+        if identity is None:
+            return None
+        declared = copy.deepcopy(dict(schema)) if isinstance(schema, Mapping) else {}
+        columns.append(
+            Column(identity.id, identity.name, identity.type, prop, property_schema=declared)
+        )
+    return columns
+
+
 class _Mapper:
     """Which live column each catalog property maps to (a helper of `plan_columns`)."""
 

@@ -3,16 +3,17 @@
 What must hold (and why exactly this):
 - At least once: the union of every run's records covers every row of every table (and every
   workspace, project and table node).
-- The SDK writes a STATE only when a stream ends (this tap's row streams are unsorted, so a
-  stream's bookmark exists only once the stream is complete; mid-stream STATEs come only every
-  10,000 records). So the records a killed run emitted *before its last STATE* belong to streams
-  it finished, and the resumed run, given that STATE, must not send them again, except the
+- A table stream writes a STATE after the segments it sent (at most one a second), holding
+  where its read continues (`resume.after_row`: the last row of the last segment fully sent),
+  and the SDK writes one when a stream ends. So a record a killed run emitted *before its last
+  STATE* is either of a finished stream, which the resumed run must not send again except the
   re-sends the tap's filter allows by design (`TableRowsStream.post_process` keeps rows updated
-  at or after the bookmark): rows with a null `_updated_at`, and rows whose `_updated_at` equals
-  the bookmark (the bookmark is the maximum seen, so those rows are re-sent). Records emitted
-  *after* the last STATE belong to the stream that was interrupted, which restarts from scratch.
-  The fixed streams (workspaces, projects, table_nodes) are FULL_TABLE and re-sent every run.
-- A finished stream's bookmarked rows are re-sent exactly as that rule says, no more, no fewer.
+  at or after the bookmark: rows with a null `_updated_at`, and rows whose `_updated_at` equals
+  the bookmark), or of the stream in progress, at or before its resume point, which the resumed
+  run continues after that point and must not send again at all. Records emitted *after* the
+  last STATE may come again. The fixed streams (workspaces, projects, table_nodes) are
+  FULL_TABLE and re-sent every run.
+- A resumed run sends exactly the rows that rule says, no more, no fewer.
 
 Pacing (20 requests per second, segments of 10 rows) makes a sync last a few seconds, so a kill
 lands while the tap is working, not after it has written everything into the pipe.
@@ -90,6 +91,24 @@ def _bookmark(state: dict[str, Any] | None, stream: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _resume_point(state: dict[str, Any] | None, stream: str) -> str | None:
+    entry = ((state or {}).get("bookmarks") or {}).get(stream) or {}
+    after = (entry.get("resume") or {}).get("after_row")
+    return str(after) if after is not None else None
+
+
+def _to_send(updated: dict[str, str | None], state: dict[str, Any] | None, stream: str) -> set[str]:
+    """The rows a run given `state` sends of `stream`: after its resume point, by its filter."""
+    after = _resume_point(state, stream)
+    rows = {r for r in updated if after is None or r > after}  # row ids sort in table order
+    bookmark = _bookmark(state, stream)
+    if bookmark is None:
+        return rows
+    if after is None:
+        return rows & _allowed_resends(updated, bookmark)
+    return {r for r in rows if updated[r] is None or str(updated[r]) >= bookmark}
+
+
 def _update_times(sandbox) -> dict[str, dict[str, str | None]]:
     """Every row's `_updated_at` as the tap computes it, by stream and row id, from the truth."""
     return {
@@ -112,8 +131,7 @@ def _expected_count(
     """How many records a run given `state` emits if nothing kills it."""
     total = sum(len(expected[s]) for s in FIXED_STREAMS)
     for stream, updated in times.items():
-        bookmark = _bookmark(state, stream)
-        total += len(updated) if bookmark is None else len(_allowed_resends(updated, bookmark))
+        total += len(_to_send(updated, state, stream))
     return total
 
 
@@ -164,7 +182,14 @@ def _check_resume(
         if stream in FIXED_STREAMS:
             continue  # FULL_TABLE: re-sent every run
         if (stream, key) in after and (stream, key) not in before:
-            continue  # the interrupted stream restarts
+            continue  # sent after the last STATE: the resumed run sends it again
+        resume_after = _resume_point(state, stream)
+        if resume_after is not None:
+            assert str(key) > resume_after, (
+                f"{stream}: row {key} was sent before the last STATE, at or before its resume "
+                f"point {resume_after}, and sent again by the run that continued the table"
+            )
+            continue
         bookmark = _bookmark(state, stream)
         assert bookmark is not None, (
             f"{stream}: a record sent before the last STATE was sent again, but that STATE "
@@ -174,9 +199,10 @@ def _check_resume(
             f"{stream}: row {key} (updated {times[stream][key]}) was sent "
             f"before the last STATE and again after resuming from bookmark {bookmark}"
         )
-    # Every row stream with records before the STATE is bookmarked in it (STATE at stream end).
+    # Every row stream with records before the STATE is bookmarked in it, or has a resume point.
     for stream in {s for s, _ in before if is_row_stream(s)}:
-        assert _bookmark(state, stream) is not None, f"{stream} finished but has no bookmark"
+        marked = _bookmark(state, stream) is not None or _resume_point(state, stream) is not None
+        assert marked, f"{stream} sent rows before the last STATE, which records none of it"
 
 
 def _check_bookmarked_streams_resend_exactly(
@@ -187,8 +213,7 @@ def _check_bookmarked_streams_resend_exactly(
     for stream, record in resumed.records():
         sent.setdefault(stream, set()).add(str(record_key(stream, record)))
     for stream, updated in times.items():
-        bookmark = _bookmark(resumed.state_in, stream)
-        wanted = set(updated) if bookmark is None else _allowed_resends(updated, bookmark)
+        wanted = _to_send(updated, resumed.state_in, stream)
         assert sent.get(stream, set()) == wanted, f"{stream}: wrong rows after resuming"
 
 

@@ -6,7 +6,7 @@
 - value coercion: never raises on any JSON value (except the documented InvalidValueError from
   `coerce_value`), the output fits the property's schema, and a dropped value is kept in
   `_invalid_values`;
-- the segment paginator: against a server that keeps answering, paging ends or raises
+- the segment cursor: against a server that keeps answering, paging ends or raises
   SegmentLoopError within one pass over the answers; it never loops forever.
 
 Each known-bad input found while writing these is pinned with @example, so a regression (or the
@@ -44,7 +44,7 @@ from tap_maptable.columns import (
 from tap_maptable.envelope import Envelope, EnvelopeError, read_envelope, signal_code
 from tap_maptable.errors import SegmentLoopError
 from tap_maptable.exact import json_safe
-from tap_maptable.pagination import SegmentPaginator
+from tap_maptable.reading.segments import ResumeRefusedError, SegmentCursor
 
 EXAMPLES = 200
 PROPERTY = settings(
@@ -397,17 +397,17 @@ answers_strategy = st.lists(
 @example(answers=[{"rows": {"a": 1}, "more": True}], start=None)
 @example(answers=[{"rows": 5, "more": True}], start=None)
 def test_segment_paging_ends_or_raises_within_one_pass(answers: list[Any], start: Any) -> None:
-    paginator = SegmentPaginator("tbl", start_value=start)
+    cursor = SegmentCursor("tbl", after=start)
     for step in range(len(answers) + 1):
         detail = answers[step % len(answers)]  # a server that keeps answering, in a cycle
-        response = _response(json.dumps({"code": 0, "detail": detail}).encode())
         try:
-            if isinstance(detail, dict):  # what the stream does with each segment
-                paginator.check(detail)
-            paginator.advance(response)
+            cursor.accept(detail)
+        except ResumeRefusedError:
+            cursor.restart()  # as the reader does: the table again from its first segment
+            continue
         except SegmentLoopError:
             return
-        if paginator.finished:
+        if cursor.done:
             return
     msg = f"still paging after {len(answers) + 1} answers"
     raise AssertionError(msg)

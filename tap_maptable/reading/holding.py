@@ -1,0 +1,108 @@
+"""Segments fetched before their table is written: held in memory up to a size, then on disk.
+
+A run reads ahead: segments of the tables after the one being written (and, when discovery runs
+in the same process, every table's first segment). Kept in memory without a bound, that grows
+with the number of tables: 2.5 GB at 1,000 tables of 1,000-row segments. Dropped, they would be
+fetched twice, and requests are the tap's real cost. So the hold keeps segments in memory up to
+`memory_bytes` (counted by the size of MapTable's answer), and writes the rest, as the answer's
+bytes, to one temporary file (deleted when the hold is closed, or by the OS if the process dies),
+from which they are read back and parsed again when their table's turn comes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# Held in memory by default: a few MB of answers (each about 5 times that once parsed).
+DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Held:
+    """One segment: its parsed `detail` in memory, or where its answer's bytes are on disk."""
+
+    size: int
+    detail: Any = None
+    offset: int = -1  # >= 0: on disk, at this offset, `size` bytes
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the segment waits in the temporary file."""
+        return self.offset >= 0
+
+
+class Hold:
+    """Where segments wait: memory up to `memory_bytes`, then one temporary file."""
+
+    def __init__(
+        self, memory_bytes: int = DEFAULT_MEMORY_BYTES, *, parse: Callable[[bytes], Any]
+    ) -> None:
+        """`parse` turns an answer's bytes back into its detail (for segments read from disk)."""
+        self.memory_bytes = memory_bytes
+        self._parse = parse
+        self._lock = threading.Lock()
+        self._in_memory = 0
+        self._file: IO[bytes] | None = None
+        self._end = 0
+        self.spilled = 0  # segments written to disk, for the run's numbers
+        self.peak_in_memory = 0
+
+    @property
+    def in_memory(self) -> int:
+        """Bytes of answers held in memory now."""
+        return self._in_memory
+
+    def has_room(self, size: int) -> bool:
+        """Whether `size` more bytes fit in memory."""
+        with self._lock:
+            return self._in_memory + size <= self.memory_bytes
+
+    def keep(self, detail: Any, body: bytes, *, in_memory: bool = False) -> Held:
+        """Hold one segment: in memory if it fits (or `in_memory`), else its bytes on disk."""
+        size = len(body)
+        with self._lock:
+            if in_memory or self._in_memory + size <= self.memory_bytes:
+                self._in_memory += size
+                self.peak_in_memory = max(self.peak_in_memory, self._in_memory)
+                return Held(size=size, detail=detail)
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="tap-maptable-")  # noqa: SIM115 - closed in close()
+            self._file.seek(self._end)
+            self._file.write(body)
+            held = Held(size=size, offset=self._end)
+            self._end += size
+            self.spilled += 1
+            return held
+
+    def take(self, held: Held) -> Any:
+        """The segment's detail, read back from disk if it waited there; its memory is freed."""
+        if not held.on_disk:
+            with self._lock:
+                self._in_memory -= held.size
+            detail, held.detail = held.detail, None
+            return detail
+        with self._lock:
+            assert self._file is not None  # noqa: S101 - a segment on disk means a file
+            self._file.seek(held.offset)
+            body = self._file.read(held.size)
+        return self._parse(body)
+
+    def drop(self, held: Held) -> None:
+        """Forget a segment nobody will take (its table was abandoned)."""
+        if not held.on_disk and held.detail is not None:
+            with self._lock:
+                self._in_memory -= held.size
+            held.detail = None
+
+    def close(self) -> None:
+        """Delete the temporary file, if there is one."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -1,0 +1,449 @@
+"""The run's one reader of tables: every segment request, discovery's first segments included.
+
+One object owns every table read of a run, so that there is one path to the segment endpoint,
+one meaning for each answer (`segments.py`), and one order for the requests (`schedule.py`):
+the table being written first, then the next one, parallel requests filling only what latency
+leaves idle. Per-read state (where a table continues, its loop guard, what it holds) lives in
+its `TableRead`, touched by one request at a time; SDK stream objects hold none of it. Only the
+main thread writes Singer messages: it takes a table's segments, in order, from `segments()`.
+
+The tap starts a reader for the run and closes it when the run ends (`tap.py`); discovery uses
+the same reader for the workspace details and the first segments, which wait in the `Hold`
+(memory up to a size, then a temporary file) until their table is synced in the same process.
+
+Threads are daemons, not `concurrent.futures`: at exit Python joins an executor's threads, so a
+SIGTERM would have to wait for every request in flight (and its retries) to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tap_maptable import logs
+from tap_maptable.errors import MapTableAPIError, one_line
+from tap_maptable.progress import WorkLeft
+from tap_maptable.reading.schedule import Claim, Latency, may_send, per_window
+from tap_maptable.reading.segments import ResumeRefusedError, SegmentCursor, segment_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tap_maptable.connection import MapTableConnection
+    from tap_maptable.reading.holding import Held, Hold
+
+LOGGER = logging.getLogger("tap_maptable.reading")
+THREAD_PREFIX = "tap-maptable-read"
+# Segments the table being written may hold ahead of the main thread, whatever the memory cap.
+QUEUE_DEPTH = 2
+# A rank after every table a sync plans: first segments read for discovery alone.
+_UNPLANNED = 1 << 30
+# How often an idle worker looks again (the window moves even when nothing else happens).
+_IDLE_WAIT_S = 0.2
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """One table a sync writes, in the order it writes them, and where its read starts."""
+
+    stream: str
+    table_id: str
+    after: str | None = None  # resume after this row (an earlier run's resume point)
+    expected_segments: int | None = None  # its size at its last complete read, if known
+
+
+@dataclass
+class TableRead:
+    """One table's read in this run: where it continues, what it holds, how it ended."""
+
+    table_id: str
+    stream: str
+    rank: int
+    cursor: SegmentCursor
+    expected_segments: int | None = None
+    queue: deque[Held] = field(default_factory=deque)
+    columns: Any = None  # the columns of the first segment this run read, if it read one
+    fetched: int = 0  # segments fetched in this run
+    in_flight: bool = False
+    fetched_all: bool = False
+    error: BaseException | None = None
+    abandoned: bool = False
+    planned: bool = False
+    started_at: float | None = None  # when this run sent the read's first request (epoch s)
+    restarted: str | None = None  # why the resume point was given up, for the stream to say
+    sends: deque[float] = field(default_factory=deque)  # monotonic send times, one window
+    last_size: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will be fetched for this read."""
+        return self.fetched_all or self.error is not None or self.abandoned
+
+    def remaining(self) -> int | None:
+        """Requests still to send for it, when its size is known."""
+        if self.expected_segments is None or self.fetched >= self.expected_segments:
+            return None
+        return self.expected_segments - self.fetched - (1 if self.in_flight else 0)
+
+
+class Reader:
+    """Every table read of one run, from the workers that fetch to the thread that writes."""
+
+    def __init__(  # noqa: PLR0913 - keyword-only parts of one object
+        self,
+        connection: MapTableConnection,
+        *,
+        workers: int,
+        hold: Hold,
+        latency: Latency,
+        keep_first: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Up to `workers` requests at once (1: every request in the main thread).
+
+        `keep_first`: keep discovery's first segments for a sync in this process (not for a
+        discovery alone, which only needs their columns).
+        """
+        self._connection = connection
+        self._workers = workers
+        self._keep_first = keep_first
+        self._hold = hold
+        self._latency = latency
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._reads: dict[str, TableRead] = {}  # by table id
+        self._by_stream: dict[str, TableRead] = {}
+        self._calls: deque[_Call] = deque()
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+        self._current_stream: str | None = None
+        self.segments_fetched = 0
+
+    # -- the worker pool ------------------------------------------------------------------------
+
+    @property
+    def workers(self) -> int:
+        """Requests in flight at once, at most."""
+        return self._workers
+
+    @property
+    def parallel(self) -> bool:
+        """Whether requests are made by worker threads (else in the caller's thread)."""
+        return self._workers > 1
+
+    def _start(self) -> None:
+        """Start the workers, once, in the caller's thread (the connection is built first)."""
+        if self._threads or not self.parallel:
+            return
+        self._connection.open()
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._work, name=f"{THREAD_PREFIX}-{n}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def close(self) -> None:
+        """Stop every worker at its next step and delete the held segments' file.
+
+        A worker still waiting for an answer finishes in the background, silently: the last
+        line of the log must be the run's own, not a late retry nobody waits for.
+        """
+        with self._cond:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._cond.notify_all()
+        logs.quiet_threads(THREAD_PREFIX)
+        self._hold.close()
+
+    def map(self, read: Callable[[Any], Any], keys: list[Any]) -> list[Any]:
+        """`read(key)` for every key, in parallel when allowed; each result or its error."""
+        if not self.parallel or len(keys) < 2:  # noqa: PLR2004 - one key needs no thread
+            results = [_outcome(read, key) for key in keys]
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, Exception):
+                    raise result
+            return results
+        self._start()
+        calls = [_Call(read, key) for key in keys]
+        with self._cond:
+            self._calls.extend(calls)
+            self._cond.notify_all()
+        for call in calls:
+            call.done.wait()
+            if isinstance(call.result, BaseException) and not isinstance(call.result, Exception):
+                raise call.result
+        return [call.result for call in calls]
+
+    def _work(self) -> None:
+        while True:
+            task = self._next_task()
+            if task is None:
+                return
+            if isinstance(task, _Call):
+                task.run()
+            else:
+                self._fetch(task)
+
+    def _next_task(self) -> _Call | TableRead | None:
+        with self._cond:
+            while not self._stopped:
+                if self._calls:
+                    return self._calls.popleft()
+                read = self._choose()
+                if read is not None:
+                    read.in_flight = True
+                    return read
+                self._cond.wait(timeout=_IDLE_WAIT_S)
+            return None
+
+    # -- which request next ---------------------------------------------------------------------
+
+    def _choose(self) -> TableRead | None:
+        """The first read, in the order of writing, that has room and may send now."""
+        active = sorted(
+            (r for r in self._reads.values() if not r.finished),
+            key=lambda r: r.rank,
+        )
+        now = self._clock()
+        window = self._connection.window_s
+        for read in active:
+            while read.sends and read.sends[0] <= now - window:
+                read.sends.popleft()
+        limit = self._connection.budget.limit
+        one_table = per_window(limit, window, self._latency.estimate_s)
+        free = self._connection.budget.free_slots()
+        earlier: list[Claim] = []
+        for read in active:
+            if not read.in_flight and self._has_room(read):
+                planned = read.rank != _UNPLANNED
+                if not planned or may_send(earlier, free, one_table):
+                    return read
+            if read.rank != _UNPLANNED:
+                earlier.append(Claim(len(read.sends), read.remaining()))
+        return None
+
+    def _has_room(self, read: TableRead) -> bool:
+        if read.rank == _UNPLANNED:
+            return read.fetched == 0  # discovery: the first segment, then it waits for a plan
+        if read.stream == self._current_stream:
+            return len(read.queue) < QUEUE_DEPTH
+        return self._hold.has_room(read.last_size)
+
+    # -- one request ------------------------------------------------------------------------------
+
+    def _fetch(self, read: TableRead) -> None:
+        """Send the read's next request and hold its answer (any thread; one per read at once)."""
+        now = self._clock()
+        with self._cond:
+            read.sends.append(now)
+            if read.started_at is None:
+                read.started_at = time.time()
+        try:
+            with self._connection.budget.priority(read.rank):
+                detail, body = self._request(read)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that writes the table
+            with self._cond:
+                read.error = exc
+                read.in_flight = False
+                self._cond.notify_all()
+            return
+        with self._cond:
+            read.in_flight = False
+            if detail is not None and not read.abandoned and not self._stopped:
+                if read.rank != _UNPLANNED or self._keep_first:
+                    in_memory = read.stream == self._current_stream
+                    read.queue.append(self._hold.keep(detail, body, in_memory=in_memory))
+                read.fetched += 1
+                read.last_size = len(body)
+                self.segments_fetched += 1
+                read.fetched_all = read.cursor.done
+            self._cond.notify_all()
+
+    def _request(self, read: TableRead) -> tuple[dict[str, Any] | None, bytes]:
+        """The read's next segment, checked; a refused resume point starts the table again."""
+        cursor = read.cursor
+        try:
+            answer = self._connection.fetch(segment_path(read.table_id), cursor.params)
+        except MapTableAPIError as exc:
+            if not cursor.resumed:
+                raise
+            self._restart(read, f"MapTable refused it ({one_line(str(exc), 200)})")
+            return None, b""
+        try:
+            detail = cursor.accept(answer.detail)
+        except ResumeRefusedError as exc:
+            self._restart(read, str(exc))
+            detail = cursor.accept(answer.detail)
+        if detail.get("columns") is not None and read.columns is None:
+            read.columns = detail.get("columns")
+        return detail, answer.body
+
+    def _restart(self, read: TableRead, why: str) -> None:
+        with self._cond:
+            read.restarted = why
+            read.cursor.restart()
+
+    # -- discovery --------------------------------------------------------------------------------
+
+    def first_columns(self, table_ids: list[str]) -> dict[str, Any]:
+        """Each table's first segment, read once (in parallel when allowed): its columns or error.
+
+        The segments stay held for a sync in this process, which then does not ask again.
+        """
+        todo = []
+        with self._cond:
+            for table_id in table_ids:
+                if table_id not in self._reads:
+                    cursor = SegmentCursor(table_id)
+                    self._reads[table_id] = TableRead(table_id, "", _UNPLANNED, cursor)
+                    todo.append(self._reads[table_id])
+            self._cond.notify_all()
+        if self.parallel:
+            self._start()
+        else:
+            for read in todo:
+                self._fetch(read)
+        out: dict[str, Any] = {}
+        with self._cond:
+            for table_id in table_ids:
+                read = self._reads[table_id]
+                while read.fetched == 0 and read.error is None and not self._stopped:
+                    self._cond.wait(timeout=_IDLE_WAIT_S)
+                out[table_id] = read.error if read.error is not None else read.columns
+        return out
+
+    def drop_unplanned(self) -> None:
+        """Forget what discovery read for tables no sync will write (discovery alone)."""
+        with self._cond:
+            for table_id, read in list(self._reads.items()):
+                if read.rank == _UNPLANNED:
+                    read.abandoned = True
+                    while read.queue:
+                        self._hold.drop(read.queue.popleft())
+                    del self._reads[table_id]
+
+    # -- the sync ---------------------------------------------------------------------------------
+
+    def plan(self, plans: list[ReadPlan]) -> None:
+        """The tables this sync writes, in the order it writes them, and where each starts.
+
+        A table whose first segment discovery already read continues from it, unless it resumes
+        after an earlier run's resume point: then that segment (whose rows were sent by the
+        earlier run) is dropped, and its columns stay known.
+        """
+        with self._cond:
+            for rank, plan in enumerate(plans):
+                read = self._reads.get(plan.table_id)
+                if read is None:
+                    cursor = SegmentCursor(plan.table_id, plan.after)
+                    read = TableRead(plan.table_id, plan.stream, rank, cursor)
+                    self._reads[plan.table_id] = read
+                elif plan.after is not None:
+                    while read.queue:
+                        self._hold.drop(read.queue.popleft())
+                    read.cursor = SegmentCursor(plan.table_id, plan.after)
+                    read.fetched = 0
+                    read.fetched_all = False
+                read.stream, read.rank, read.planned = plan.stream, rank, True
+                read.expected_segments = plan.expected_segments
+                self._by_stream[plan.stream] = read
+            for table_id, read in list(self._reads.items()):
+                if not read.planned:
+                    read.abandoned = True
+                    while read.queue:
+                        self._hold.drop(read.queue.popleft())
+                    del self._reads[table_id]
+            self._cond.notify_all()
+        self._start()
+
+    def work_left(self) -> WorkLeft:
+        """The requests the planned reads still have to send, as far as is known."""
+        known = unknown = longest = 0
+        with self._cond:
+            for read in self._reads.values():
+                if read.rank == _UNPLANNED or read.finished:
+                    continue
+                left = read.remaining()
+                if left is None:
+                    unknown += 1
+                    left = 1
+                known += left
+                longest = max(longest, left)
+        return WorkLeft(requests=known, unknown_tables=unknown, longest_table=longest)
+
+    def read_of(self, stream: str) -> TableRead | None:
+        """The planned read of `stream`, if the sync writes it."""
+        return self._by_stream.get(stream)
+
+    def segments(self, read: TableRead) -> Iterator[dict[str, Any]]:
+        """The read's segments in order, for the thread that writes them (the main thread).
+
+        A failure of the read is raised here, when its table is reached. A read left before its
+        end (the run is stopping, or a dry run took enough) fetches nothing more.
+        """
+        with self._cond:
+            self._current_stream = read.stream
+            self._cond.notify_all()
+        finished = False
+        try:
+            while True:
+                held = self._next_held(read)
+                if held is None:
+                    finished = True
+                    return
+                yield self._hold.take(held)
+        finally:
+            if not finished:
+                self._abandon(read)
+
+    def _next_held(self, read: TableRead) -> Held | None:
+        while True:
+            with self._cond:
+                while not read.queue and not read.finished and self.parallel:
+                    if self._stopped:
+                        return None
+                    self._cond.wait(timeout=_IDLE_WAIT_S)
+                if read.queue:
+                    held = read.queue.popleft()
+                    self._cond.notify_all()
+                    return held
+                if read.error is not None:
+                    error, read.error = read.error, None
+                    read.abandoned = True
+                    raise error
+                if read.finished:
+                    return None
+            self._fetch(read)  # one request at a time: the main thread fetches
+
+    def _abandon(self, read: TableRead) -> None:
+        with self._cond:
+            read.abandoned = True
+            while read.queue:
+                self._hold.drop(read.queue.popleft())
+            self._cond.notify_all()
+
+
+@dataclass
+class _Call:
+    """A plain request for a worker (a workspace detail), waited for by its caller."""
+
+    read: Callable[[Any], Any]
+    key: Any
+    result: Any = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        self.result = _outcome(self.read, self.key)
+        self.done.set()
+
+
+def _outcome(read: Callable[[Any], Any], key: Any) -> Any:
+    """`read(key)`, or the exception it raised (a BaseException too: raised by `map`)."""
+    try:
+        return read(key)
+    except BaseException as exc:  # noqa: BLE001 - handed back, raised for its key alone
+        return exc

@@ -1,0 +1,95 @@
+"""Where a table's read continues: the part of a table's bookmark that survives a stopped run.
+
+At 60 requests a minute a large app takes hours to read, and runs get stopped (a deploy, an
+orchestrator's timeout, a host restart). So after each segment it sends, a table stream records
+in its bookmark where its read continues, and a run started from that STATE continues the table
+there instead of at its first segment:
+
+- `after_row`: the last row id of the last segment fully sent (null: no read in progress);
+- `segments`: segments sent so far by this read; `max_updated`: the largest `_updated_at` sent
+  so far (the bookmark so far: the SDK's own marker for it does not survive a run);
+- `version`: the read's table version (FULL_TABLE), so ACTIVATE_VERSION still comes only after
+  the table was read end to end, across runs, with the version its first rows carried;
+- `started_at`: when the read began, so the bookmark never passes a row updated since;
+- `backfill`: whether the read sends every row (its columns had changed);
+- `columns`: what its properties carry (`columns_sent`): a run whose properties carry other
+  columns starts the table again;
+- `full_table`: the replication method it was read with.
+
+Every key is always written (null when unset): Meltano merges the states of unfinished runs
+key by key, and a key left out would keep an older run's value.
+The bookmark also keeps `segments_last_read`: the table's size at its last complete read, which
+a run uses to plan its requests and to say how long it has left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from tap_maptable.columns import sent
+
+if TYPE_CHECKING:
+    from tap_maptable.columns.sent import SentColumn
+
+STATE_KEY: Final = "resume"
+SIZE_KEY: Final = "segments_last_read"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """An unfinished read of one table, as a bookmark records it."""
+
+    after_row: str
+    segments: int
+    version: int | None
+    max_updated: str | None
+    started_at: str | None
+    backfill: bool
+    columns: list[SentColumn] | None
+    full_table: bool
+
+
+def read_resume(bookmark: dict[str, Any]) -> Resume | None:
+    """The unfinished read a bookmark records, or None (none, or not readable)."""
+    value = bookmark.get(STATE_KEY)
+    if not isinstance(value, dict):
+        return None
+    after = value.get("after_row")
+    if not isinstance(after, str) or not after:
+        return None
+    segments, version = value.get("segments"), value.get("version")
+    return Resume(
+        after_row=after,
+        segments=segments if isinstance(segments, int) and segments >= 0 else 0,
+        version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+        max_updated=_text(value.get("max_updated")),
+        started_at=_text(value.get("started_at")),
+        backfill=value.get("backfill") is True,
+        columns=sent.from_state(value.get("columns")),
+        full_table=value.get("full_table") is True,
+    )
+
+
+def write_resume(bookmark: dict[str, Any], resume: Resume | None) -> None:
+    """Record an unfinished read (None: the read is complete, nothing to continue)."""
+    bookmark[STATE_KEY] = {
+        "after_row": resume.after_row if resume else None,
+        "segments": resume.segments if resume else 0,
+        "version": resume.version if resume else None,
+        "max_updated": resume.max_updated if resume else None,
+        "started_at": resume.started_at if resume else None,
+        "backfill": resume.backfill if resume else False,
+        "columns": sent.to_state(resume.columns) if resume and resume.columns else None,
+        "full_table": resume.full_table if resume else False,
+    }
+
+
+def last_size(bookmark: dict[str, Any]) -> int | None:
+    """Segments of the table's last complete read, if known."""
+    value = bookmark.get(SIZE_KEY)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
