@@ -9,7 +9,7 @@ not started again. It holds no per-read state the reader's threads touch.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -31,7 +31,7 @@ from tap_maptable.columns import (
 )
 from tap_maptable.errors import TABLE_ERRORS, ColumnShapeError, one_line
 from tap_maptable.reading import ReadPlan, Resume, read_resume, write_resume
-from tap_maptable.reading.resume import SIZE_KEY, last_size
+from tap_maptable.reading.resume import SIZE_KEY, done_in_run, last_size, mark_done
 from tap_maptable.reading.segments import last_row_id
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class TableRowsStream(MapTableStream):
         self._sent: list[sent.SentColumn] | None = None
         self._drift_reported = False
         self._resume: Resume | None = None
+        self._done_earlier = False
         self._backfill = False  # this read sends every row: its columns changed
         self._starting: datetime | None = None
         self._undated = 0
@@ -91,15 +92,19 @@ class TableRowsStream(MapTableStream):
 
     # -- where the read starts (main thread, before the sync writes anything) ---------------------
 
-    def read_plan(self) -> ReadPlan:
+    def read_plan(self, *, continuing: bool = False) -> ReadPlan:
         """Where this table's read starts: after an earlier run's resume point, when it may.
 
         A read continues only if its properties still carry the columns they carried when it
         began (else the rows it sent would mean something else than the rest) and it is read
         with the same replication method; otherwise the table starts again at its first
-        segment.
+        segment. When this run `continuing` a stopped one, a table that run finished is not
+        read at all.
         """
         bookmark = self.stream_state
+        self._done_earlier = continuing and done_in_run(bookmark, self._tap.run_started)
+        if self._done_earlier:
+            return ReadPlan(stream=self.name, table_id=self.table.table_id, done=True)
         resume = read_resume(bookmark)
         self._resume = None
         if resume is not None:
@@ -165,6 +170,12 @@ class TableRowsStream(MapTableStream):
         so the SDK promotes nothing), and the run goes on with the other tables.
         """
         read = self._tap.read_of(self)
+        if self._done_earlier:
+            self.logger.info(
+                "%s: read to its end by the run this one continues; not read again.", self.label
+            )
+            self._tap.progress.table_done()
+            return
         self._starting = self.get_starting_timestamp(context)
         self._undated = self._emitted = self._invalid_rows = 0
         self._backfill = False
@@ -255,7 +266,7 @@ class TableRowsStream(MapTableStream):
                 segments=segments,
                 version=self._stream_version if self._pending_version is not None else None,
                 max_updated=max_updated if isinstance(max_updated, str) else None,
-                started_at=started or self._run_started(),
+                started_at=started or self._tap.process_started,
                 backfill=self._backfill,
                 columns=self._sent,
                 full_table=self.replication_method == "FULL_TABLE",
@@ -263,14 +274,11 @@ class TableRowsStream(MapTableStream):
         )
         self._tap.checkpoint()
 
-    def _run_started(self) -> str:
-        started = datetime.fromtimestamp(self._tap.initialized_at / 1000, tz=timezone.utc)
-        return started.isoformat().replace("+00:00", "Z")
-
     def _complete(self, segments: int) -> None:
         """The table was read end to end: what the warehouse now has, and its size."""
         self.activate_version()
         write_resume(self.stream_state, None)
+        mark_done(self.stream_state, self._tap.run_started)
         if self._sent is not None:
             self.stream_state[sent.STATE_KEY] = sent.to_state(self._sent)
         self.stream_state[SIZE_KEY] = max(1, segments)

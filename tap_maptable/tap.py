@@ -6,8 +6,9 @@ import copy
 import logging
 import math
 import time
+from datetime import datetime, timezone
 from functools import cached_property
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from singer_sdk import Tap
 
@@ -28,6 +29,7 @@ from tap_maptable.inputs import InputFile, check_catalog, normalise_state, read_
 from tap_maptable.output import SingerOutput
 from tap_maptable.progress import Pace, Progress
 from tap_maptable.reading import Hold, Reader, TableRead
+from tap_maptable.reading.resume import RUN_KEY, begin_run, end_run, run_to_continue
 from tap_maptable.settings import (
     DEFAULT_PARALLEL_REQUESTS,
     DEFAULT_SEGMENT_MEMORY_MB,
@@ -39,6 +41,13 @@ from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStr
 from tap_maptable.table_rows import TableRowsStream
 
 LOGGER = logging.getLogger("tap_maptable")
+
+
+def utc_text(epoch_s: float) -> str:
+    """An epoch time as RFC 3339 UTC text."""
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 MIB = 1024 * 1024
 # A table stream writes a STATE after each segment it sent, at most this often.
 CHECKPOINT_INTERVAL_S = 1.0
@@ -171,6 +180,7 @@ class TapMapTable(Tap):
     _discovery_only = False
     _progress: Progress | None = None
     _last_checkpoint = -math.inf
+    run_started = ""  # the run this process continues or begins (RFC 3339; see reading.resume)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -191,6 +201,8 @@ class TapMapTable(Tap):
             super().sync_all()
         finally:
             self._end_reading()
+        end_run(self._state_dict)
+        self.state_writer.write_state(self.state)
         LOGGER.info("%s", self.progress.summary())
         if self._skipped:
             raise TablesSkippedError(self._skipped)
@@ -202,6 +214,22 @@ class TapMapTable(Tap):
             return super().run_discovery()
         finally:
             self._end_reading()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The SDK's bookmarks, and the run the state records (to continue it if it stopped)."""
+        super().load_state(state)
+        if RUN_KEY in state:
+            self._state_dict[RUN_KEY] = state[RUN_KEY]
+
+    @property
+    def _state_dict(self) -> dict[str, Any]:
+        """The tap's state, as the plain dict it is (the SDK types it with its known keys)."""
+        return cast("dict[str, Any]", self.state)
+
+    @property
+    def process_started(self) -> str:
+        """When this process began (RFC 3339 UTC): no row it reads is older."""
+        return utc_text(self.initialized_at / 1000)
 
     def table_skipped(self, stream_name: str, reason: str) -> None:
         """Note a table the run could not read (its stream has said why in the log)."""
@@ -281,7 +309,16 @@ class TapMapTable(Tap):
     def _plan_reading(self) -> None:
         """Every selected table, in the order the SDK writes them, and where each starts."""
         tables = [s for s in self.streams.values() if isinstance(s, TableRowsStream) and s.selected]
-        self.reader.plan([table.read_plan() for table in tables])
+        continued = run_to_continue(self._state_dict)
+        self.run_started = continued or self.process_started
+        if continued is not None:
+            LOGGER.info(
+                "Continuing the run that began at %s and was stopped: the tables it finished "
+                "are not read again.",
+                continued,
+            )
+        begin_run(self._state_dict, self.run_started)
+        self.reader.plan([table.read_plan(continuing=continued is not None) for table in tables])
         connection, reader = self.connection, self.reader
         self._progress = Progress(
             tables=len(tables),

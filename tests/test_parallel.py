@@ -55,6 +55,9 @@ def _most_in_flight(entries) -> int:
     return best
 
 
+TIMED_KEYS = frozenset({"replication_key_signpost", "read_in_run"})
+
+
 def _comparable(messages) -> list[tuple[object, ...]]:
     """The messages, less what differs between any two runs (table versions, timings).
 
@@ -71,7 +74,9 @@ def _comparable(messages) -> list[tuple[object, ...]]:
             out.append((message["type"], message.get("stream")))
     last = next(m for m in reversed(messages) if m["type"] == "STATE")["value"]["bookmarks"]
     timeless = {
-        stream: {k: v for k, v in mark.items() if k != "replication_key_signpost"}
+        stream: {
+            k: v for k, v in mark.items() if k not in {"replication_key_signpost", "read_in_run"}
+        }
         for stream, mark in last.items()
     }
     out.append(("STATE", timeless))

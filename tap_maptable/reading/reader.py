@@ -54,6 +54,7 @@ class ReadPlan:
     table_id: str
     after: str | None = None  # resume after this row (an earlier run's resume point)
     expected_segments: int | None = None  # its size at its last complete read, if known
+    done: bool = False  # read to its end by the run this one continues: nothing to fetch
 
 
 @dataclass
@@ -350,6 +351,10 @@ class Reader:
                     read.fetched_all = False
                 read.stream, read.rank, read.planned = plan.stream, rank, True
                 read.expected_segments = plan.expected_segments
+                if plan.done:
+                    while read.queue:
+                        self._hold.drop(read.queue.popleft())
+                    read.fetched_all = True
                 self._by_stream[plan.stream] = read
             for table_id, read in list(self._reads.items()):
                 if not read.planned:

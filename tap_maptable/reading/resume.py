@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Final
 from tap_maptable.columns import sent
 
 if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
     from tap_maptable.columns.sent import SentColumn
 
 STATE_KEY: Final = "resume"
@@ -93,3 +95,46 @@ def last_size(bookmark: dict[str, Any]) -> int | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# -- a run and its continuation -------------------------------------------------------------------
+#
+# A stopped run is continued, not begun again: the STATE names the run (`run.started_at`) and
+# says whether it ended (`run.complete`); each table read to its end by a run records which
+# (`read_in_run`). A run given the STATE of a run that did not end continues it: the tables that
+# run finished are not read again (their rows updated since are the next run's, which reads
+# every table: their bookmarks are capped at that run's start), the table it was reading
+# continues at its resume point, and the rest are read as usual.
+
+RUN_KEY: Final = "run"
+DONE_KEY: Final = "read_in_run"
+
+
+def run_to_continue(state: MutableMapping[str, Any]) -> str | None:
+    """The start of the run a STATE left unfinished, if it did (None: begin a new run)."""
+    run = state.get(RUN_KEY)
+    if not isinstance(run, dict) or run.get("complete") is not False:
+        return None
+    return _text(run.get("started_at"))
+
+
+def begin_run(state: MutableMapping[str, Any], started_at: str) -> None:
+    """Record in the STATE that the run which began at `started_at` is under way."""
+    state[RUN_KEY] = {"started_at": started_at, "complete": False}
+
+
+def end_run(state: MutableMapping[str, Any]) -> None:
+    """Record that the run ended: the next one reads every table again."""
+    run = state.get(RUN_KEY)
+    if isinstance(run, dict):
+        run["complete"] = True
+
+
+def done_in_run(bookmark: dict[str, Any], started_at: str) -> bool:
+    """Whether the run that began at `started_at` read this table to its end."""
+    return bookmark.get(DONE_KEY) == started_at
+
+
+def mark_done(bookmark: dict[str, Any], started_at: str) -> None:
+    """Record that the run that began at `started_at` read this table to its end."""
+    bookmark[DONE_KEY] = started_at

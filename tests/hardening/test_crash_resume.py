@@ -13,7 +13,9 @@ What must hold (and why exactly this):
   run continues after that point and must not send again at all. Records emitted *after* the
   last STATE may come again. The fixed streams (workspaces, projects, table_nodes) are
   FULL_TABLE and re-sent every run.
-- A resumed run sends exactly the rows that rule says, no more, no fewer.
+- A run given the STATE of a stopped run continues it: the tables that run finished are not read
+  again (`read_in_run`), the one it was reading continues after its resume point.
+- A resumed run sends exactly the rows those rules say, no more, no fewer.
 
 Pacing (20 requests per second, segments of 10 rows) makes a sync last a few seconds, so a kill
 lands while the tap is working, not after it has written everything into the pipe.
@@ -98,7 +100,14 @@ def _resume_point(state: dict[str, Any] | None, stream: str) -> str | None:
 
 
 def _to_send(updated: dict[str, str | None], state: dict[str, Any] | None, stream: str) -> set[str]:
-    """The rows a run given `state` sends of `stream`: after its resume point, by its filter."""
+    """The rows a run given `state` sends of `stream`: after its resume point, by its filter.
+
+    None of a table the stopped run had finished: the run given its STATE continues it.
+    """
+    run = (state or {}).get("run") or {}
+    entry = ((state or {}).get("bookmarks") or {}).get(stream) or {}
+    if run.get("complete") is False and entry.get("read_in_run") == run.get("started_at"):
+        return set()
     after = _resume_point(state, stream)
     rows = {r for r in updated if after is None or r > after}  # row ids sort in table order
     bookmark = _bookmark(state, stream)

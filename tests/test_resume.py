@@ -1,0 +1,353 @@
+"""A stopped run is continued, not begun again: mid-table resume points and finished tables.
+
+Each case stops the `tap-maptable` command (SIGTERM or SIGKILL) half-way through a paced sync
+and runs it again from the last STATE it emitted. The rerun asks only for what the stopped run
+had not sent (at most plus the requests that were in flight), nothing is lost, and a table
+MapTable will not continue (its resume row deleted: an error code, a 404, or the first segment
+again) is read again from its first segment with one WARNING.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_maptable.reading.schedule import Claim, may_send, per_window
+from tests.hardening.support import record_key, truth
+from tests.helpers import VENV_BIN, discover, run_cli, set_replication, tap_config
+
+PARALLEL = 4
+TABLES, SEGMENTS, ROWS = 4, 12, 10
+
+
+def _sandbox(make_sandbox: Any, **extra: Any) -> Any:
+    """4 tables of 12 segments of 10 rows, 30 requests per 1.5 s on both sides."""
+    options = {
+        "workspaces": 1,
+        "projects_per_workspace": 2,
+        "tables_per_project": 2,
+        "rows_per_table": SEGMENTS * ROWS,
+        "segment_size": ROWS,
+        "latency_s": 0.02,
+        "rate_limit": 30,
+        "rate_window": 1.5,
+    }
+    return make_sandbox(**{**options, **extra})
+
+
+def _config(sandbox: Any, **extra: Any) -> dict[str, Any]:
+    settings = {
+        "requests_per_minute": 30,
+        "rate_limit_window_seconds": 1.5,
+        "max_parallel_requests": PARALLEL,
+    }
+    return tap_config(sandbox, **{**settings, **extra})
+
+
+def _files(tmp_path: Path, sandbox: Any, config: dict[str, Any]) -> list[str]:
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(discover(config)))
+    return [
+        str(VENV_BIN / "tap-maptable"),
+        "--config",
+        str(tmp_path / "config.json"),
+        "--catalog",
+        str(tmp_path / "catalog.json"),
+    ]
+
+
+def _stopped_run(argv: list[str], sandbox: Any, signum: int, after: int) -> list[dict[str, Any]]:
+    """Run the tap; send `signum` once the sandbox has served `after` row segments."""
+    sandbox.reset_log()
+    messages = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        sent = False
+        for line in proc.stdout:
+            if not line.endswith(b"\n"):
+                break
+            messages.append(json.loads(line))
+            if not sent and sum(e.kind == "rows" for e in sandbox.requests) >= after:
+                os.kill(proc.pid, signum)
+                sent = True
+        proc.wait(timeout=60)
+    assert sent, "the run ended before the signal"
+    return messages
+
+
+def _last_state(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    states: list[dict[str, Any]] = [m["value"] for m in messages if m["type"] == "STATE"]
+    assert states
+    return states[-1]
+
+
+def _segments_done(state: dict[str, Any]) -> int:
+    """Segments the STATE says were sent: finished tables whole, the one in progress so far."""
+    run = state["run"]
+    done = 0
+    for stream, mark in state["bookmarks"].items():
+        if not stream.startswith("table_t"):
+            continue
+        if mark.get("read_in_run") == run["started_at"]:
+            done += SEGMENTS
+        else:
+            done += (mark.get("resume") or {}).get("segments") or 0
+    return done
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_stopped_run_is_continued_with_only_the_unfinished_requests(
+    make_sandbox: Any, tmp_path: Path, signum: int
+) -> None:
+    sandbox = _sandbox(make_sandbox)
+    argv = _files(tmp_path, sandbox, _config(sandbox))
+    stopped = _stopped_run(argv, sandbox, signum, after=TABLES * SEGMENTS // 2)
+    state = _last_state(stopped)
+    assert state["run"]["complete"] is False
+    done = _segments_done(state)
+    assert done >= SEGMENTS, "the STATE records less than one table's worth of work"
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    sandbox.reset_log()
+    rerun = subprocess.run(
+        [*argv, "--state", str(tmp_path / "state.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    redone = sum(e.kind == "rows" for e in sandbox.requests)
+    unfinished = TABLES * SEGMENTS - done
+    # At most the work the STATE did not vouch for, plus what was in flight at the stop.
+    assert redone <= unfinished + PARALLEL, (redone, unfinished)
+    assert "Continuing the run that began at" in rerun.stderr
+    # Nothing lost: the two runs together sent every row.
+    messages = stopped + [json.loads(line) for line in rerun.stdout.splitlines()]
+    sent = {
+        (m["stream"], record_key(m["stream"], m["record"]))
+        for m in messages
+        if m["type"] == "RECORD"
+    }
+    for stream, keys in truth(sandbox).items():
+        assert {k for s, k in sent if s == stream} >= keys, stream
+    final = _last_state([json.loads(line) for line in rerun.stdout.splitlines()])
+    assert final["run"]["complete"] is True
+    assert all(
+        (mark.get("resume") or {}).get("after_row") is None
+        for stream, mark in final["bookmarks"].items()
+        if stream.startswith("table_t")
+    )
+
+
+def test_after_a_complete_run_the_next_run_reads_every_table(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    sandbox = _sandbox(make_sandbox, rate_limit=0)
+    argv = _files(tmp_path, sandbox, _config(sandbox, requests_per_minute=6000))
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    (tmp_path / "state.json").write_text(
+        json.dumps(_last_state([json.loads(x) for x in first.stdout.splitlines()]))
+    )
+    sandbox.reset_log()
+    subprocess.run(
+        [*argv, "--state", str(tmp_path / "state.json")],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert sum(e.kind == "rows" for e in sandbox.requests) == TABLES * SEGMENTS
+
+
+def _mid_table_state(
+    sandbox: Any, config: dict[str, Any], segments: int
+) -> tuple[dict[str, Any], str, str]:
+    """A STATE as a run stopped after `segments` segments of the first table would leave it."""
+    first = sandbox.data.tables()[0].table_id
+    stream = f"table_{first}"
+    rows = [row["id"] for row in sandbox.data.rows(first)]
+    complete = run_cli([], config | {"table_ids": [first]})
+    assert complete.returncode == 0, complete.stderr[-1000:]
+    state = complete.last_state
+    assert state is not None
+    mark = state["bookmarks"][stream]
+    mark["resume"] = {
+        "after_row": rows[segments * ROWS - 1],
+        "segments": segments,
+        "version": None,
+        "max_updated": None,
+        "started_at": "2026-01-01T00:00:00Z",
+        "backfill": False,
+        "columns": mark["columns_sent"],
+        "full_table": False,
+    }
+    state["run"]["complete"] = False
+    mark.pop("read_in_run", None)
+    # As in a first run: no bookmark yet, every row is due.
+    mark.pop("replication_key", None)
+    mark.pop("replication_key_value", None)
+    return state, stream, rows[segments * ROWS - 1]
+
+
+@pytest.mark.parametrize("mode", ["error", "code", "404", "restart"])
+def test_a_resume_point_maptable_refuses_reads_the_table_again_with_one_warning(
+    make_sandbox: Any, tmp_path: Path, mode: str
+) -> None:
+    sandbox = _sandbox(make_sandbox, rate_limit=0, deleted_cursor=mode)
+    config = _config(sandbox, requests_per_minute=6000)
+    catalog = discover(config)
+    state, stream, after = _mid_table_state(sandbox, config, segments=5)
+    sandbox.data.delete_row(sandbox.data.tables()[0].table_id, after)  # the resume row is gone
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    run = run_cli(
+        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
+        config,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    warnings = [line for line in run.stderr.splitlines() if "would not continue after row" in line]
+    assert len(warnings) == 1, run.stderr[-2000:]
+    assert stream in warnings[0]
+    table = sandbox.data.tables()[0].table_id
+    # Every row of the table, from its first segment on.
+    assert {r["_row_id"] for r in run.records[stream]} == {
+        row["id"] for row in sandbox.data.rows(table)
+    }
+
+
+def test_a_server_ignoring_the_resume_point_reads_the_table_again(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    from maptable_sandbox import FaultPlan  # noqa: PLC0415
+
+    sandbox = _sandbox(make_sandbox, rate_limit=0, segment_size=SEGMENTS * ROWS)
+    config = _config(sandbox, requests_per_minute=6000)
+    catalog = discover(config)
+    state, stream, _ = _mid_table_state(sandbox, config, segments=1)
+    sandbox.set_faults(FaultPlan(segment_loop="ignore"))
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    run = run_cli(
+        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
+        config,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "would not continue after row" in run.stderr
+    table = sandbox.data.tables()[0].table_id
+    assert {r["_row_id"] for r in run.records[stream]} == {
+        row["id"] for row in sandbox.data.rows(table)
+    }
+
+
+def test_a_full_table_read_keeps_its_version_across_runs(make_sandbox: Any, tmp_path: Path) -> None:
+    sandbox = _sandbox(make_sandbox)
+    config = _config(sandbox)
+    table = sandbox.data.tables()[0].table_id
+    stream = f"table_{table}"
+    catalog = set_replication(discover(config | {"table_ids": [table]}), stream, "FULL_TABLE")
+    config = config | {"table_ids": [table]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    argv = [
+        str(VENV_BIN / "tap-maptable"),
+        "--config",
+        str(tmp_path / "config.json"),
+        "--catalog",
+        str(tmp_path / "catalog.json"),
+    ]
+    stopped = _stopped_run(argv, sandbox, signal.SIGTERM, after=SEGMENTS // 2)
+    state = _last_state(stopped)
+    resume = state["bookmarks"][stream]["resume"]
+    assert resume["after_row"] is not None
+    assert resume["version"] is not None
+    assert not [m for m in stopped if m["type"] == "ACTIVATE_VERSION" and m["stream"] == stream]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    rerun = run_cli(
+        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
+        config,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    versions = [m["version"] for m in rerun.of_type("ACTIVATE_VERSION") if m["stream"] == stream]
+    assert versions == [resume["version"]]
+    assert {m.get("version") for m in rerun.of_type("RECORD") if m["stream"] == stream} == {
+        resume["version"]
+    }
+    first_versions = {
+        m.get("version") for m in stopped if m["type"] == "RECORD" and m["stream"] == stream
+    }
+    assert first_versions == {resume["version"]}
+
+
+def test_a_resume_is_dropped_when_the_columns_changed(make_sandbox: Any, tmp_path: Path) -> None:
+    sandbox = _sandbox(make_sandbox, rate_limit=0)
+    config = _config(sandbox, requests_per_minute=6000)
+    state, stream, _ = _mid_table_state(sandbox, config, segments=5)
+    table = sandbox.data.tables()[0].table_id
+    sandbox.add_column(table, "Priority", "number", fill=1)
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    run = run_cli(["--state", str(tmp_path / "state.json")], config)  # a fresh discovery
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "columns or replication method changed since" in run.stderr
+    rows = run.records[stream]
+    assert len(rows) == sandbox.data.row_count(table)
+    assert all(r["Priority"] == 1 for r in rows)
+
+
+# -- which table may send: the table being written first ----------------------------------------
+
+
+def test_the_first_unfinished_table_may_always_send() -> None:
+    assert may_send([], free_slots=0, per_window=60)
+
+
+def test_a_later_table_waits_while_an_earlier_one_can_use_the_whole_window() -> None:
+    # Latency 0.5 s, window 60 s: one table alone can use the whole budget of 60.
+    one_table = per_window(60, 60.0, 0.5)
+    assert one_table == 60
+    assert not may_send(
+        [Claim(sent_in_window=0, remaining=None)], free_slots=60, per_window=one_table
+    )
+    # Its size known (10 segments left): the rest of the window is the later tables'.
+    assert may_send([Claim(sent_in_window=0, remaining=10)], free_slots=60, per_window=one_table)
+    assert not may_send(
+        [Claim(sent_in_window=0, remaining=10)], free_slots=11, per_window=one_table
+    )
+
+
+def test_on_a_slow_link_later_tables_fill_what_latency_leaves_idle() -> None:
+    # 4 s a request: one table uses 15 of 60 a window; once it has sent them, a spare is kept.
+    one_table = per_window(60, 60.0, 4.0)
+    assert one_table == 15
+    busy = Claim(sent_in_window=15, remaining=None)
+    assert may_send([busy], free_slots=2, per_window=one_table)
+    assert not may_send([busy], free_slots=1, per_window=one_table)
+    fresh = Claim(sent_in_window=0, remaining=None)
+    assert may_send([fresh], free_slots=17, per_window=one_table)
+    assert not may_send([fresh], free_slots=16, per_window=one_table)
+    assert per_window(60, 60.0, None) == 60  # nothing measured yet: assume it can use it all
+
+
+def test_on_a_budget_bound_run_the_first_table_is_read_before_the_others(make_sandbox: Any) -> None:
+    # Answers in 20 ms, 30 requests per 1.5 s: one table alone can use the whole budget, so
+    # the first table's segments go first and its STATE comes as soon as its own are in.
+    from tests.helpers import sync  # noqa: PLC0415
+
+    sandbox = _sandbox(make_sandbox)
+    config = _config(sandbox)
+    catalog = discover(config)
+    sandbox.reset_log()
+    run = sync(config, catalog=catalog)
+    order = [e.path for e in sandbox.requests if e.kind == "rows"]
+    first_table = next(
+        m["stream"]
+        for m in run.messages
+        if m["type"] == "RECORD" and m["stream"].startswith("table_t")
+    )
+    first_path = f"/open/api/v1/tablenodes/{first_table.removeprefix('table_')}/partial/"
+    positions = [i for i, path in enumerate(order) if path == first_path]
+    assert positions == list(range(SEGMENTS)), positions
