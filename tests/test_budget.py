@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import requests
 
@@ -81,3 +83,40 @@ def test_budget_admits_the_limit_at_once_then_paces() -> None:
     assert budget.waits == 0
     budget.acquire()
     assert budget.waits == 1
+
+
+def test_jittered_slow_answers_never_push_a_window_over_the_limit(make_sandbox) -> None:
+    # Answers take 0 to 0.4 s, in any order, with 8 requests in flight: a slot is counted from
+    # when it is granted, right before its request leaves, so the server's window (arrivals)
+    # never holds more than the tap's.
+    sandbox = _strict(
+        make_sandbox, workspaces=2, segment_size=10, rows_per_table=60, latency_jitter_s=0.4
+    )
+    for _ in range(2):
+        time.sleep(WINDOW + 0.3)  # each run's budget is its own: the last run's window ends
+        sandbox.reset_log()
+        sync(_paced(sandbox, max_parallel_requests=8))
+        log = sandbox.requests
+        assert len(log) > 3 * LIMIT
+        assert not [e for e in log if e.status == 429]
+        assert max_in_window([e.t for e in log], WINDOW) <= LIMIT
+
+
+def test_a_slot_is_taken_in_order_of_priority() -> None:
+    budget = RequestBudget(BudgetSpec(limit=1, window_s=0.5))
+    budget.acquire()  # the window is full for half a second
+    order: list[int] = []
+
+    def wait(rank: int) -> None:
+        with budget.priority(rank):
+            budget.acquire()
+        order.append(rank)
+
+    later = threading.Thread(target=wait, args=(5,))
+    later.start()
+    time.sleep(0.1)  # the later table's request waits first
+    sooner = threading.Thread(target=wait, args=(0,))
+    sooner.start()
+    later.join(5)
+    sooner.join(5)
+    assert order == [0, 5]

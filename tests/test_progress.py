@@ -1,0 +1,82 @@
+"""How far a run is and how long it has left: one line per budget window, and a summary.
+
+Counts, not timings: the lines' numbers are checked against the sandbox's request log and the
+records sent; how close the time-left estimate comes is a benchmark (bench figure 14).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from tap_maptable.progress import Pace, WorkLeft, duration, seconds_left
+from tests.helpers import sync, tap_config
+
+if TYPE_CHECKING:
+    import pytest
+
+LIMIT, WINDOW = 10, 1.0
+PROGRESS = re.compile(
+    r"Progress: (?P<done>\d+) of (?P<tables>\d+) tables, [\d,]+ rows sent, [\d,]+ requests "
+    r"\(\d+ x 429\) in .+; (?P<estimate>about|at least) .+ left"
+)
+SUMMARY = re.compile(
+    r"Run complete: (?P<done>\d+) of (?P<tables>\d+) tables, (?P<rows>[\d,]+) rows sent, "
+    r"(?P<requests>[\d,]+) requests, (?P<limited>\d+) x 429, in .+\."
+)
+
+
+def _lines(caplog: pytest.LogCaptureFixture, pattern: re.Pattern[str]) -> list[re.Match[str]]:
+    return [m for r in caplog.records if (m := pattern.search(r.getMessage()))]
+
+
+def test_a_run_longer_than_a_window_says_how_far_it_is_and_ends_with_a_summary(
+    make_sandbox, caplog
+) -> None:
+    sandbox = make_sandbox(
+        rate_limit=LIMIT, rate_window=WINDOW, rows_per_table=50, segment_size=10, latency_s=0.02
+    )
+    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        first = sync(config)
+    tables = len(sandbox.data.tables())
+    progress = _lines(caplog, PROGRESS)
+    assert progress, "no progress line in a run of several windows"
+    assert all(int(m["tables"]) == tables for m in progress)
+    assert all(m["estimate"] == "at least" for m in progress)  # a first run: sizes unknown
+    done = [int(m["done"]) for m in progress]
+    assert done == sorted(done)
+    (summary,) = _lines(caplog, SUMMARY)
+    rows = sum(len(r) for r in first.rows.values())
+    assert (int(summary["done"]), int(summary["tables"])) == (tables, tables)
+    assert int(summary["rows"].replace(",", "")) == rows
+    assert int(summary["requests"].replace(",", "")) == len(sandbox.requests)
+    assert summary["limited"] == "0"
+
+    # The next run knows every table's size from the STATE: "about", not "at least".
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        sync(config, state=first.last_state)
+    assert _lines(caplog, PROGRESS)
+    assert all(m["estimate"] == "about" for m in _lines(caplog, PROGRESS))
+
+
+def test_a_run_shorter_than_a_window_logs_only_the_summary(sandbox, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        sync(tap_config(sandbox))
+    assert not _lines(caplog, PROGRESS)
+    assert len(_lines(caplog, SUMMARY)) == 1
+
+
+def test_the_time_left_follows_the_budget_or_the_answers_whichever_is_slower() -> None:
+    budget = Pace(limit=60, window_s=60.0, latency_s=0.1, parallel=8)
+    work = WorkLeft(requests=120, unknown_tables=0, longest_table=10)
+    assert seconds_left(work, budget, free_slots=0) == 120.0  # one a second
+    assert seconds_left(work, budget, free_slots=60) == 60.0  # 60 go at once
+    slow = Pace(limit=60, window_s=60.0, latency_s=4.0, parallel=2)
+    assert seconds_left(work, slow, free_slots=0) == 120 * 4.0 / 2  # answers, two at a time
+    assert seconds_left(WorkLeft(30, 0, 30), slow, free_slots=60) == 30 * 4.0  # one long table
+    assert duration(7530) == "2 h 05 min"
+    assert duration(250) == "4 min 10 s"
+    assert duration(12.4) == "12 s"
