@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # Measured (bench figure 8): enough to fill a 60-per-minute budget at 4 s per answer.
 DEFAULT_PARALLEL_REQUESTS = 8
 DEFAULT_SEGMENT_MEMORY_MB = 16
+DEFAULT_RESUME_WITHIN_HOURS = 12
 
 SETTINGS_SCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property(
@@ -157,6 +158,16 @@ SETTINGS_SCHEMA: dict[str, Any] = th.PropertiesList(
         description="How many megabytes of MapTable's answers the tap keeps in memory ahead of "
         "the table it is writing (segments of later tables, first segments read by discovery); "
         "more waits in a temporary file, so memory stays flat whatever the number of tables.",
+    ),
+    th.Property(
+        "resume_within_hours",
+        th.IntegerType(minimum=0),
+        default=DEFAULT_RESUME_WITHIN_HOURS,
+        title="Resume within (hours)",
+        description="A run given the STATE of a run that was stopped less than this many hours "
+        "after it began continues it (tables it finished are not read again, the table it was "
+        "reading continues where it stopped); an older stopped run is not continued, so a "
+        "scheduled run the next day reads every table. 0: never continue.",
     ),
 ).to_dict()
 

@@ -105,7 +105,8 @@ class TableRowsStream(MapTableStream):
         self._done_earlier = continuing and done_in_run(bookmark, self._tap.run_started)
         if self._done_earlier:
             return ReadPlan(stream=self.name, table_id=self.table.table_id, done=True)
-        resume = read_resume(bookmark)
+        # A resume point belongs to the stopped run: not continued, its tables start afresh.
+        resume = read_resume(bookmark) if continuing else None
         self._resume = None
         if resume is not None:
             full_table = self.replication_method == "FULL_TABLE"
@@ -155,7 +156,7 @@ class TableRowsStream(MapTableStream):
         signpost = super().get_replication_key_signpost(context)
         if not isinstance(signpost, datetime):
             return signpost
-        resume = read_resume(self.stream_state)
+        resume = self._resume  # planned before the sync began
         if resume is not None and resume.started_at is not None:
             signpost = min(signpost, parse_timestamp(resume.started_at))
         return signpost - SIGNPOST_MARGIN

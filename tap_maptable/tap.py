@@ -14,7 +14,13 @@ from singer_sdk import Tap
 
 from tap_maptable import logs, stopping
 from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
-from tap_maptable.columns import UnmappableColumnsError, live_columns, name_columns, row_schema
+from tap_maptable.columns import (
+    UnmappableColumnsError,
+    live_columns,
+    name_columns,
+    parse_timestamp,
+    row_schema,
+)
 from tap_maptable.connection import MapTableConnection, tap_version
 from tap_maptable.discovery import (
     STREAM_PREFIX,
@@ -32,6 +38,7 @@ from tap_maptable.reading import Hold, Reader, TableRead
 from tap_maptable.reading.resume import RUN_KEY, begin_run, end_run, run_to_continue
 from tap_maptable.settings import (
     DEFAULT_PARALLEL_REQUESTS,
+    DEFAULT_RESUME_WITHIN_HOURS,
     DEFAULT_SEGMENT_MEMORY_MB,
     SETTINGS_SCHEMA,
     check_config,
@@ -309,14 +316,8 @@ class TapMapTable(Tap):
     def _plan_reading(self) -> None:
         """Every selected table, in the order the SDK writes them, and where each starts."""
         tables = [s for s in self.streams.values() if isinstance(s, TableRowsStream) and s.selected]
-        continued = run_to_continue(self._state_dict)
+        continued = self._run_to_continue()
         self.run_started = continued or self.process_started
-        if continued is not None:
-            LOGGER.info(
-                "Continuing the run that began at %s and was stopped: the tables it finished "
-                "are not read again.",
-                continued,
-            )
         begin_run(self._state_dict, self.run_started)
         self.reader.plan([table.read_plan(continuing=continued is not None) for table in tables])
         connection, reader = self.connection, self.reader
@@ -336,6 +337,29 @@ class TapMapTable(Tap):
             ),
         )
         self._progress.start()
+
+    def _run_to_continue(self) -> str | None:
+        """The stopped run this one continues, if the STATE has one recent enough."""
+        stopped = run_to_continue(self._state_dict)
+        if stopped is None:
+            return None
+        hours = int(self.config.get("resume_within_hours", DEFAULT_RESUME_WITHIN_HOURS))
+        age_h = (self.initialized_at / 1000 - parse_timestamp(stopped).timestamp()) / 3600
+        if age_h >= hours:
+            LOGGER.info(
+                "The run that began at %s was stopped %.0f h ago (resume_within_hours: %d): "
+                "starting a new run, which reads every table.",
+                stopped,
+                age_h,
+                hours,
+            )
+            return None
+        LOGGER.info(
+            "Continuing the run that began at %s and was stopped: the tables it finished are "
+            "not read again.",
+            stopped,
+        )
+        return stopped
 
     def _end_reading(self) -> None:
         """Stop the reader's workers and the progress lines; a later sync reads anew."""

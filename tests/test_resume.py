@@ -351,3 +351,21 @@ def test_on_a_budget_bound_run_the_first_table_is_read_before_the_others(make_sa
     first_path = f"/open/api/v1/tablenodes/{first_table.removeprefix('table_')}/partial/"
     positions = [i for i, path in enumerate(order) if path == first_path]
     assert positions == list(range(SEGMENTS)), positions
+
+
+def test_a_run_stopped_long_ago_is_not_continued(make_sandbox: Any, tmp_path: Path) -> None:
+    # A scheduled run the next day reads every table: its data is fresh, not a day late.
+    sandbox = _sandbox(make_sandbox, rate_limit=0)
+    config = _config(sandbox, requests_per_minute=6000, resume_within_hours=1)
+    state, stream, _ = _mid_table_state(sandbox, config, segments=5)
+    state["run"]["started_at"] = "2026-01-01T00:00:00Z"
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    sandbox.reset_log()
+    run = run_cli(["--state", str(tmp_path / "state.json")], config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "starting a new run, which reads every table" in run.stderr
+    assert "continuing after segment" not in run.stderr
+    table = sandbox.data.tables()[0].table_id
+    assert len(run.records[stream]) == sandbox.data.row_count(table)
+    assert run.last_state is not None
+    assert run.last_state["run"]["complete"] is True
