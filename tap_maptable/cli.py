@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 
 import click
 import requests
@@ -29,6 +30,8 @@ from tap_maptable.errors import (
 )
 from tap_maptable.stopping import StopRequestedError
 from tap_maptable.tap import TapMapTable
+
+_LAST_LINE_PAUSE_S = 0.05
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,5 +72,8 @@ def _flush_emitted() -> None:
 
 
 def _fail(message: str, code: int = 1, label: str = "error") -> None:
+    # Worker threads still answering were quieted when the run ended; a log record one of them
+    # had already let through lands within microseconds: let it, so this line is the last.
+    time.sleep(_LAST_LINE_PAUSE_S)
     sys.stderr.write(f"tap-maptable: {label}: {one_line(message, limit=2000)}\n")
     sys.exit(code or 1)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -106,34 +107,33 @@ def _load(path: Path) -> Any:
         return yaml.safe_load(text)
 
 
-def quiet_threads(prefix: str) -> None:
-    """From now on, drop the tap's log records made by threads named `prefix...`.
+def quiet_threads(threads: list[threading.Thread]) -> None:
+    """From now on, drop the tap's log records made by these threads.
 
-    For worker threads left waiting for an answer when a run stops: only the tap's own loggers
-    are touched, not the root logger's handlers or another library's.
+    For worker threads left waiting for an answer when a run stops: the last line of the log must
+    be the run's own. Only the tap's own loggers are touched (one filter each, whatever the
+    number of runs in the process), and only these threads are quieted: a later run's workers
+    log as usual.
     """
-    quiet = _QuietThreads(prefix)
+    for thread in threads:
+        setattr(thread, _QUIET_MARK, True)
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
         if not name.startswith(_OWN_LOGGERS) or not isinstance(logger, logging.Logger):
             continue
-        if not any(_quiets(f, prefix) for f in logger.filters):
-            logger.addFilter(quiet)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
 
 
 _OWN_LOGGERS = ("tap_maptable", "tap-maptable")
+_QUIET_MARK = "_tap_maptable_quiet"
 
 
 class _QuietThreads(logging.Filter):
-    """Drop records of threads whose name starts with `prefix`."""
+    """Drop records of threads marked quiet."""
 
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but those of the quieted threads."""
-        return not (record.threadName or "").startswith(self.prefix)
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: ARG002 - the thread decides
+        """Keep every record but those of a quieted thread."""
+        return not getattr(threading.current_thread(), _QUIET_MARK, False)
 
 
-def _quiets(candidate: Any, prefix: str) -> bool:
-    return isinstance(candidate, _QuietThreads) and candidate.prefix == prefix
+_QUIET = _QuietThreads()

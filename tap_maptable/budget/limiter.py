@@ -199,7 +199,9 @@ class RequestBudget:
                     self._gate.wait(timeout=_POLL_S)
             if self._limiter.try_acquire(self.spec.key, blocking=False):
                 return
-            if not waited and time.monotonic() - started >= min(1.0, self.spec.window_s / 4):
+            frees_in = self._frees_in_s()
+            short = min(1.0, self.spec.window_s / 4)
+            if not waited and time.monotonic() - started + frees_in >= short:
                 # A moment's wait is the bucket's own bookkeeping; beyond it, the window is full.
                 waited = True
                 with self._lock:
@@ -213,20 +215,19 @@ class RequestBudget:
                 )
                 raise StoreUnavailableError(msg)
             with self._gate:  # woken early when a more urgent request arrives
-                self._gate.wait(timeout=self._wait_hint_s())
+                self._gate.wait(timeout=min(max(frees_in, _MIN_POLL_S), _POLL_S))
 
-    def _wait_hint_s(self) -> float:
-        """How long until this process's oldest slot in the window frees, in short steps.
+    def _frees_in_s(self) -> float:
+        """Seconds until this process's oldest slot in the window frees (0: none to wait for).
 
         Other processes sharing the store have slots of their own, which this one cannot see:
-        it asks again at least every `_POLL_S`.
+        a waiter asks the store again at least every `_POLL_S`.
         """
         with self._lock:
             oldest = self._granted[0] if self._granted else None
         if oldest is None:
-            return _POLL_S
-        frees_in = oldest + self.spec.window_s + self.spec.margin_s - time.monotonic()
-        return min(max(frees_in, _MIN_POLL_S), _POLL_S)
+            return 0.0
+        return max(0.0, oldest + self.spec.window_s + self.spec.margin_s - time.monotonic())
 
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()

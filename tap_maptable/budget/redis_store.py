@@ -61,8 +61,17 @@ class RedisClockBucket(RedisBucket):
             return 0
 
     def now(self) -> int:
-        """Milliseconds since the epoch, by Redis `TIME`."""
-        seconds, micros = self.redis.time()  # type: ignore[misc]  # a sync client here
+        """Milliseconds since the epoch, by Redis `TIME` (this host's clock if Redis fails).
+
+        pyrate's background clean-up asks for the time outside `leak`: a Redis that went away
+        would end that thread with a traceback. The host's clock only dates a clean-up or an
+        entry that Redis will refuse anyway (the request then fails through `_with_store`).
+        """
+        try:
+            seconds, micros = self.redis.time()  # type: ignore[misc]  # a sync client here
+        except Exception as exc:  # noqa: BLE001 - redis is optional; the put that follows fails
+            LOGGER.debug("Redis TIME failed: %s", type(exc).__name__)
+            return time.time_ns() // 1_000_000
         return int(seconds) * 1000 + int(micros) // 1000
 
 

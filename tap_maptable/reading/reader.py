@@ -157,7 +157,7 @@ class Reader:
                 return
             self._stopped = True
             self._cond.notify_all()
-        logs.quiet_threads(THREAD_PREFIX)
+        logs.quiet_threads(self._threads)
         self._hold.close()
 
     def map(self, read: Callable[[Any], Any], keys: list[Any]) -> list[Any]:
