@@ -23,6 +23,7 @@ import requests
 from requests.auth import AuthBase
 
 from tap_maptable import api
+from tap_maptable.budget.limiter import urgent
 from tap_maptable.classify import Outcome, Verdict, classify, network_failure, path_of
 from tap_maptable.errors import (
     AuthenticationError,
@@ -188,7 +189,9 @@ class MapTableAuthenticator(AuthBase):
     def _token_call(self, path: str, *, body: dict[str, str], headers: dict[str, str]) -> TokenPair:
         """POST to a token endpoint (retried by the run's policy) and read the pair it returns."""
         try:
-            return self._post(path, body, headers)
+            # Before every table's request: the requests waiting for it hold slots meanwhile.
+            with urgent():
+                return self._post(path, body, headers)
         except TransientAPIError as exc:
             msg = f"authentication failed: POST {path} kept failing: {exc}"
             raise AuthenticationError(msg) from None

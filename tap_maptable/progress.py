@@ -13,7 +13,6 @@ A run shorter than one window logs no progress line, only the summary: small run
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -150,8 +149,3 @@ class Progress:
     def _tables_text(self) -> str:
         skipped = f" ({self.skipped} skipped)" if self.skipped else ""
         return f"{self.done} of {self.tables} tables{skipped}"
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """A measured time, or None when there is none worth using."""
-    return value if value is not None and math.isfinite(value) and value > 0 else None

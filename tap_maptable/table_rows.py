@@ -105,13 +105,14 @@ class TableRowsStream(MapTableStream):
         self._done_earlier = continuing and done_in_run(bookmark, self._tap.run_started)
         if self._done_earlier:
             return ReadPlan(stream=self.name, table_id=self.table.table_id, done=True)
-        # A resume point belongs to the stopped run: not continued, its tables start afresh.
+        # A resume point belongs to the run that wrote it: only that run's continuation uses it.
         resume = read_resume(bookmark) if continuing else None
+        if resume is not None and resume.run != self._tap.run_started:
+            resume = None
         self._resume = None
         if resume is not None:
             full_table = self.replication_method == "FULL_TABLE"
-            now = self._columns_now()
-            if now is not None and now == resume.columns and resume.full_table == full_table:
+            if resume.full_table == full_table and self._columns_as_then(resume):
                 self._resume = resume
             else:
                 self.logger.info(
@@ -127,26 +128,38 @@ class TableRowsStream(MapTableStream):
             expected_segments=last_size(bookmark),
         )
 
-    def _columns_now(self) -> list[sent.SentColumn] | None:
-        """What the properties would carry now, if that can be known before reading the table.
+    def _columns_as_then(self, resume: Resume) -> bool:
+        """Whether the properties carry what they carried when the stopped read began.
 
-        Known from the live columns when discovery read them in this process, else from the
-        column ids the catalog records (None when it records none: a resume cannot be checked).
+        With the live columns (discovery read them in this process): exactly the same columns.
+        Without (a catalog): the same properties, each with the column id the catalog records,
+        or none where the read found its column gone; a retype shows only in the live columns
+        (the values follow the catalog's schema either way). Then the read continues with
+        what it sent before, so the warehouse gets one mapping for the whole table.
         """
+        if resume.columns is None:
+            return False
         if self._live is not None:
             try:
                 self._map_columns(self._live)
             except ColumnShapeError:
-                return None
-            return self._sent
+                return False
+            return self._sent == resume.columns
         columns = catalog_columns(self.schema.get("properties", {}))
         if columns is None:
-            return None
+            return False
         mask = self.mask
-        self._columns = [c for c in columns if mask.get(("properties", c.prop_name), True)]
-        self._missing = ()
-        self._sent = sent.columns_sent(self._columns, ())
-        return self._sent
+        by_prop = {c.prop_name: c for c in columns if mask.get(("properties", c.prop_name), True)}
+        then = {prop: column_id for prop, column_id, _ in resume.columns}
+        if set(then) != set(by_prop) or any(
+            column_id is not None and column_id != by_prop[prop].id
+            for prop, column_id in then.items()
+        ):
+            return False
+        self._columns = [c for p, c in by_prop.items() if then[p] is not None]
+        self._missing = tuple(p for p, column_id in then.items() if column_id is None)
+        self._sent = resume.columns
+        return True
 
     def get_replication_key_signpost(self, context: Context | None = None) -> datetime | Any:
         """The bookmark's cap: the run's start (the SDK's), or a continued read's earlier start.
@@ -222,7 +235,7 @@ class TableRowsStream(MapTableStream):
                 "replication_key_value": resume.max_updated,
             }
         if resume.backfill:
-            self._backfill, self._starting = True, None
+            self._backfill, self._starting = True, self._backfill_floor()
         return resume.segments
 
     def _restart(self, read: TableRead) -> int:
@@ -235,11 +248,15 @@ class TableRowsStream(MapTableStream):
             read.restarted,
         )
         read.restarted = None
-        backfill = self._resume is not None and self._resume.backfill
-        self._resume = None
+        resumed, self._resume = self._resume, None
         self.stream_state.pop(PROGRESS_MARKERS, None)
-        if backfill:
-            self._backfill, self._starting = True, None
+        if resumed is not None and resumed.version is not None and self._pending_version:
+            # Read again from the start, the table is a new version: ACTIVATE_VERSION then
+            # removes the rows the stopped run sent that MapTable no longer has (the refused
+            # resume row, most likely).
+            self._stream_version = self._pending_version = self._tap.initialized_at // 1000
+        if resumed is not None and resumed.backfill:
+            self._backfill, self._starting = True, self._backfill_floor()
         return 0
 
     def _records(self, detail: dict[str, Any]) -> list[dict[str, Any]]:
@@ -263,6 +280,7 @@ class TableRowsStream(MapTableStream):
         write_resume(
             self.stream_state,
             Resume(
+                run=self._tap.run_started,
                 after_row=after,
                 segments=segments,
                 version=self._stream_version if self._pending_version is not None else None,
@@ -301,20 +319,30 @@ class TableRowsStream(MapTableStream):
     def _backfill_if_columns_changed(self) -> None:
         """Send every row when the properties carry other columns than the warehouse got last.
 
-        Called once the first segment has mapped the columns, before any row is filtered.
+        Called once the first segment has mapped the columns, before any row is filtered. A
+        table without a bookmark sends every row (from `start_date`) anyway: no backfill.
         """
         if self._sent is None or self.replication_method != "INCREMENTAL":
+            return
+        if self.stream_state.get("replication_key_value") is None:
             return
         why = sent.what_changed(sent.from_state(self.stream_state.get(sent.STATE_KEY)), self._sent)
         if why is None or self._starting is None:
             return
+        floor = self._backfill_floor()
         self.logger.info(
-            "%s: sending every row, not only those updated since %s: %s.",
+            "%s: sending every row, not only those updated since %s%s: %s.",
             self.label,
             self._starting.isoformat(),
+            f" (every row updated since start_date {floor.isoformat()})" if floor else "",
             why,
         )
-        self._backfill, self._starting = True, None
+        self._backfill, self._starting = True, floor
+
+    def _backfill_floor(self) -> datetime | None:
+        """The lower bound of a backfill: `start_date`, as on a first run."""
+        start = self.config.get("start_date")
+        return parse_timestamp(str(start)) if start else None
 
     def _log_done(self, segments: int, seconds: float) -> None:
         """One line per table, when it is done: what a person reading the log wants to know."""

@@ -36,6 +36,7 @@ from tap_maptable.output import SingerOutput
 from tap_maptable.progress import Pace, Progress
 from tap_maptable.reading import Hold, Reader, TableRead
 from tap_maptable.reading.resume import RUN_KEY, begin_run, end_run, run_to_continue
+from tap_maptable.reading.segments import as_segment
 from tap_maptable.settings import (
     DEFAULT_PARALLEL_REQUESTS,
     DEFAULT_RESUME_WITHIN_HOURS,
@@ -140,6 +141,8 @@ class TapMapTable(Tap):
         state = kwargs.get("state")
         if isinstance(state, dict):
             kwargs["state"] = normalise_state(state)
+        self._skipped: list[tuple[str, str]] = []
+        self._planned_reader: Reader | None = None
         super().__init__(*args, **kwargs)
         logs.for_people()
 
@@ -201,7 +204,7 @@ class TapMapTable(Tap):
         last STATE, so every table extracted is committed. (The SDK marks `sync_all` final but
         has no hook around a whole run; the SDK's own `sync_all` runs unchanged inside this one.)
         """
-        self._skipped: list[tuple[str, str]] = []
+        self._skipped = []
         try:
             self.warn_tables_not_in_catalog()
             self._plan_reading()
@@ -276,7 +279,7 @@ class TapMapTable(Tap):
         return Reader(
             self.connection,
             workers=self.parallel_requests,
-            hold=Hold(memory, parse=parse_detail),
+            hold=Hold(memory, parse=lambda body: as_segment(parse_detail(body))),
             latency=self.connection.latency,
             keep_first=not self._discovery_only,
         )
@@ -314,7 +317,13 @@ class TapMapTable(Tap):
         return read
 
     def _plan_reading(self) -> None:
-        """Every selected table, in the order the SDK writes them, and where each starts."""
+        """Every selected table, in the order the SDK writes them, and where each starts.
+
+        Once per reader (a sync's, or a dry run's made on first use).
+        """
+        if self._planned_reader is self.reader:
+            return
+        self._planned_reader = self.reader
         tables = [s for s in self.streams.values() if isinstance(s, TableRowsStream) and s.selected]
         continued = self._run_to_continue()
         self.run_started = continued or self.process_started
@@ -397,7 +406,7 @@ class TapMapTable(Tap):
         for table in tables:
             try:
                 live = firsts[table.table_id]
-                if isinstance(live, Exception):
+                if isinstance(live, BaseException):
                     raise live
                 columns = name_columns(live_columns(live))
             except DISCOVERY_SKIPS as exc:

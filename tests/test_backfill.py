@@ -232,3 +232,23 @@ def test_full_table_streams_are_not_reported_as_backfills(
         run: Run = sync(config, catalog=catalog, state=state)
     assert backfill_lines(caplog) == []
     assert len(run.rows[stream(changed)]) == sandbox.data.row_count(changed)
+
+
+def test_start_date_bounds_a_first_run_and_a_backfill(
+    two_tables: tuple[Any, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox, changed, _ = two_tables
+    start = "2025-06-01T00:00:00Z"
+    config = tap_config(sandbox, table_ids=[changed], start_date=start)
+    first = sync(config)
+    due = incremental_rows(sandbox, changed, start)
+    assert {r["_row_id"] for r in first.rows[stream(changed)]} == due
+    assert len(due) < sandbox.data.row_count(changed)  # start_date left rows out
+    sandbox.add_column(changed, "Priority", "number", fill=7)
+    with caplog.at_level(logging.INFO):
+        second = sync(config, state=first.last_state)
+    (line,) = backfill_lines(caplog)
+    assert "since start_date" in line
+    assert {r["_row_id"] for r in second.rows[stream(changed)]} == incremental_rows(
+        sandbox, changed, start
+    )

@@ -120,3 +120,26 @@ def test_a_slot_is_taken_in_order_of_priority() -> None:
     later.join(5)
     sooner.join(5)
     assert order == [0, 5]
+
+
+def test_time_behind_more_urgent_requests_is_not_a_store_failure() -> None:
+    # A later table's request may wait many windows while the first table takes every slot:
+    # slots are being granted, so the budget must not give up on it.
+    budget = RequestBudget(BudgetSpec(limit=2, window_s=0.25))
+    stop = threading.Event()
+
+    def busy() -> None:
+        with budget.priority(0):
+            while not stop.is_set():
+                budget.acquire()
+
+    first = threading.Thread(target=busy)
+    first.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    timer = threading.Timer(2.5, stop.set)  # longer than 4 windows and their margins
+    timer.start()
+    with budget.priority(5):
+        budget.acquire()  # raised StoreUnavailableError after ~1.8 s before
+    first.join(5)
+    assert time.monotonic() - started >= 2.0

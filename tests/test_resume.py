@@ -177,6 +177,7 @@ def _mid_table_state(
     assert state is not None
     mark = state["bookmarks"][stream]
     mark["resume"] = {
+        "run": state["run"]["started_at"],
         "after_row": rows[segments * ROWS - 1],
         "segments": segments,
         "version": None,
@@ -369,3 +370,86 @@ def test_a_run_stopped_long_ago_is_not_continued(make_sandbox: Any, tmp_path: Pa
     assert len(run.records[stream]) == sandbox.data.row_count(table)
     assert run.last_state is not None
     assert run.last_state["run"]["complete"] is True
+
+
+def test_a_full_table_read_started_again_is_a_new_version(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    # The refused resume row was most likely deleted: read again under a new version, the
+    # table's ACTIVATE_VERSION removes it (and every other row the stopped run sent that
+    # MapTable no longer has).
+    sandbox = _sandbox(make_sandbox, rate_limit=0, deleted_cursor="error")
+    config = _config(sandbox, requests_per_minute=6000)
+    table = sandbox.data.tables()[0].table_id
+    stream = f"table_{table}"
+    state, _, after = _mid_table_state(sandbox, config, segments=5)
+    state["bookmarks"][stream]["resume"] |= {"version": 1_700_000_000, "full_table": True}
+    catalog = set_replication(discover(config), stream, "FULL_TABLE")
+    sandbox.data.delete_row(table, after)
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    run = run_cli(
+        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
+        config,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "would not continue after row" in run.stderr
+    (version,) = [m["version"] for m in run.of_type("ACTIVATE_VERSION") if m["stream"] == stream]
+    assert version != 1_700_000_000
+    assert {m.get("version") for m in run.of_type("RECORD") if m["stream"] == stream} == {version}
+
+
+def test_a_resume_point_of_another_run_is_not_used(make_sandbox: Any, tmp_path: Path) -> None:
+    sandbox = _sandbox(make_sandbox, rate_limit=0)
+    config = _config(sandbox, requests_per_minute=6000)
+    state, stream, _ = _mid_table_state(sandbox, config, segments=5)
+    state["bookmarks"][stream]["resume"]["run"] = "2026-01-01T00:00:00Z"  # an older run's
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    run = run_cli(["--state", str(tmp_path / "state.json")], config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "continuing after segment" not in run.stderr
+    table = sandbox.data.tables()[0].table_id
+    assert len(run.records[stream]) == sandbox.data.row_count(table)
+
+
+def test_a_stale_catalog_does_not_stop_a_table_from_being_continued(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    # Meltano caches catalogs: one written before a column was retyped and another deleted.
+    sandbox = _sandbox(make_sandbox, rate_limit=0)
+    config = _config(sandbox, requests_per_minute=6000)
+    table = sandbox.data.tables()[0].table_id
+    stream = f"table_{table}"
+    catalog = discover(config | {"table_ids": [table]})
+    columns = {c["name"]: c["id"] for c in sandbox.data.columns(table)}
+    sandbox.retype_column(table, columns["Done"], "singleLineText")
+    sandbox.delete_column(table, columns["Notes"])
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    files = ["--catalog", str(tmp_path / "catalog.json")]
+    complete = run_cli(files, config)
+    assert complete.returncode == 0, complete.stderr[-2000:]
+    state = complete.last_state
+    assert state is not None
+    rows = [row["id"] for row in sandbox.data.rows(table)]
+    mark = state["bookmarks"][stream]
+    mark["resume"] = {
+        "run": state["run"]["started_at"],
+        "after_row": rows[5 * ROWS - 1],
+        "segments": 5,
+        "version": None,
+        "max_updated": None,
+        "started_at": state["run"]["started_at"],
+        "backfill": False,
+        "columns": mark["columns_sent"],  # what the read sent: the live mapping
+        "full_table": False,
+    }
+    state["run"]["complete"] = False
+    mark.pop("read_in_run")
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    run = run_cli([*files, "--state", str(tmp_path / "state.json")], config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "continuing after segment 5" in run.stderr
+    assert "changed since" not in run.stderr
+    sent = run.records[stream]
+    assert {r["_row_id"] for r in sent} <= set(rows[5 * ROWS :])
+    assert all(r["Notes"] is None for r in sent)  # the deleted column: null, as before the stop

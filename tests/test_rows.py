@@ -196,6 +196,7 @@ def test_the_bookmark_never_passes_the_start_of_the_run_that_read_the_rows(make_
     long_ago = datetime(2024, 6, 1, tzinfo=timezone.utc)
     state = run.last_state
     state["bookmarks"][stream]["resume"] = {
+        "run": state["run"]["started_at"],
         "after_row": rows[9],
         "segments": 1,
         "version": None,

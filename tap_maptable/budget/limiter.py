@@ -45,6 +45,16 @@ URGENT = -1
 _PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar("budget_priority", default=URGENT)
 
 
+@contextlib.contextmanager
+def urgent() -> Iterator[None]:
+    """Requests of this thread, inside the block, go before every table's (a token call)."""
+    token = _PRIORITY.set(URGENT)
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+
 def _store_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [sqlite3.Error, OSError]
     try:
@@ -189,14 +199,20 @@ class RequestBudget:
         # Bounded: alone, a full window frees every slot; sharing, allow for the others' turns.
         windows = 20 if self.store.shared else 4
         timeout = windows * (self.spec.window_s + self.spec.margin_s)
-        deadline = time.monotonic() + timeout
+        # Counted from when this request is first in line, pauses after a 429 left out: time
+        # spent behind more urgent requests (which were granted slots) is not "no slot".
+        deadline: float | None = None
         started, waited = time.monotonic(), False
         while True:
             self._heartbeat_if_due()
-            self._sleep_through_pause()
+            if self._sleep_through_pause() and deadline is not None:
+                deadline = None
             with self._gate:
                 while self._waiting[0] != ticket:
                     self._gate.wait(timeout=_POLL_S)
+                    deadline = None
+            if deadline is None:
+                deadline = time.monotonic() + timeout
             if self._limiter.try_acquire(self.spec.key, blocking=False):
                 return
             frees_in = self._frees_in_s()
@@ -247,15 +263,18 @@ class RequestBudget:
             self._limit = limit
             self.store.bucket.rates = [Rate(limit, self.spec.rate.interval)]
 
-    def _sleep_through_pause(self) -> None:
+    def _sleep_through_pause(self) -> bool:
+        """Wait out a pause after a 429 (this process's, or a shared one); whether it waited."""
         now = time.time()
         with self._lock:
             resume = self._resume_at
         if self.store.shared:
             resume = max(resume, self.store.registry.resume_at(now + self.max_pause_s))
         delay = min(resume - now, self.max_pause_s)
-        if delay > 0:
-            time.sleep(delay)
+        if delay <= 0:
+            return False
+        time.sleep(delay)
+        return True
 
     def _with_store(self, action: Callable[[], None]) -> None:
         """Run `action`, retrying a failing shared store with backoff, then failing clearly.

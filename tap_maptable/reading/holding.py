@@ -19,9 +19,6 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# Held in memory by default: a few MB of answers (each about 5 times that once parsed).
-DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024
-
 
 @dataclass
 class Held:
@@ -40,9 +37,7 @@ class Held:
 class Hold:
     """Where segments wait: memory up to `memory_bytes`, then one temporary file."""
 
-    def __init__(
-        self, memory_bytes: int = DEFAULT_MEMORY_BYTES, *, parse: Callable[[bytes], Any]
-    ) -> None:
+    def __init__(self, memory_bytes: int, *, parse: Callable[[bytes], Any]) -> None:
         """`parse` turns an answer's bytes back into its detail (for segments read from disk)."""
         self.memory_bytes = memory_bytes
         self._parse = parse
@@ -50,8 +45,7 @@ class Hold:
         self._in_memory = 0
         self._file: IO[bytes] | None = None
         self._end = 0
-        self.spilled = 0  # segments written to disk, for the run's numbers
-        self.peak_in_memory = 0
+        self.spilled = 0  # segments written to disk
 
     @property
     def in_memory(self) -> int:
@@ -69,7 +63,6 @@ class Hold:
         with self._lock:
             if in_memory or self._in_memory + size <= self.memory_bytes:
                 self._in_memory += size
-                self.peak_in_memory = max(self.peak_in_memory, self._in_memory)
                 return Held(size=size, detail=detail)
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="tap-maptable-")  # noqa: SIM115 - closed in close()

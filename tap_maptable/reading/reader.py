@@ -28,7 +28,11 @@ from tap_maptable import logs
 from tap_maptable.errors import MapTableAPIError, one_line
 from tap_maptable.progress import WorkLeft
 from tap_maptable.reading.schedule import Claim, Latency, may_send, per_window
-from tap_maptable.reading.segments import ResumeRefusedError, SegmentCursor, segment_path
+from tap_maptable.reading.segments import (
+    ResumeRefusedError,
+    SegmentCursor,
+    segment_path,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -44,6 +48,14 @@ QUEUE_DEPTH = 2
 _UNPLANNED = 1 << 30
 # How often an idle worker looks again (the window moves even when nothing else happens).
 _IDLE_WAIT_S = 0.2
+
+
+class ReaderClosedError(RuntimeError):
+    """The run's reading ended before this table was read to its end (never a complete table)."""
+
+    def __init__(self, stream: str) -> None:
+        """Name the table left unread."""
+        super().__init__(f"{stream}: the run's reading ended before the table was read")
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,6 @@ class TableRead:
     error: BaseException | None = None
     abandoned: bool = False
     planned: bool = False
-    started_at: float | None = None  # when this run sent the read's first request (epoch s)
     restarted: str | None = None  # why the resume point was given up, for the stream to say
     sends: deque[float] = field(default_factory=deque)  # monotonic send times, one window
     last_size: int = 0
@@ -122,7 +133,6 @@ class Reader:
         self._threads: list[threading.Thread] = []
         self._stopped = False
         self._current_stream: str | None = None
-        self.segments_fetched = 0
 
     # -- the worker pool ------------------------------------------------------------------------
 
@@ -237,16 +247,23 @@ class Reader:
     # -- one request ------------------------------------------------------------------------------
 
     def _fetch(self, read: TableRead) -> None:
-        """Send the read's next request and hold its answer (any thread; one per read at once)."""
-        now = self._clock()
+        """Send the read's next request and hold its answer (any thread; one per read at once).
+
+        All or nothing: any failure, of the request or of holding its answer (a full disk),
+        ends the read with that error, raised when its table is reached. A worker never dies
+        with a segment lost on the way (the cursor already past it), and never takes the read
+        on silently.
+        """
         with self._cond:
-            read.sends.append(now)
-            if read.started_at is None:
-                read.started_at = time.time()
+            read.sends.append(self._clock())
+        held: Held | None = None
         try:
             with self._connection.budget.priority(read.rank):
                 detail, body = self._request(read)
-        except BaseException as exc:  # noqa: BLE001 - handed to the thread that writes the table
+            keep = detail is not None and (read.rank != _UNPLANNED or self._keep_first)
+            if keep:
+                held = self._hold.keep(detail, body, in_memory=read.stream == self._current_stream)
+        except Exception as exc:  # noqa: BLE001 - handed to the thread that writes the table
             with self._cond:
                 read.error = exc
                 read.in_flight = False
@@ -255,13 +272,13 @@ class Reader:
         with self._cond:
             read.in_flight = False
             if detail is not None and not read.abandoned and not self._stopped:
-                if read.rank != _UNPLANNED or self._keep_first:
-                    in_memory = read.stream == self._current_stream
-                    read.queue.append(self._hold.keep(detail, body, in_memory=in_memory))
+                if held is not None:
+                    read.queue.append(held)
                 read.fetched += 1
                 read.last_size = len(body)
-                self.segments_fetched += 1
                 read.fetched_all = read.cursor.done
+            elif held is not None:
+                self._hold.drop(held)
             self._cond.notify_all()
 
     def _request(self, read: TableRead) -> tuple[dict[str, Any] | None, bytes]:
@@ -316,16 +333,6 @@ class Reader:
                     self._cond.wait(timeout=_IDLE_WAIT_S)
                 out[table_id] = read.error if read.error is not None else read.columns
         return out
-
-    def drop_unplanned(self) -> None:
-        """Forget what discovery read for tables no sync will write (discovery alone)."""
-        with self._cond:
-            for table_id, read in list(self._reads.items()):
-                if read.rank == _UNPLANNED:
-                    read.abandoned = True
-                    while read.queue:
-                        self._hold.drop(read.queue.popleft())
-                    del self._reads[table_id]
 
     # -- the sync ---------------------------------------------------------------------------------
 
@@ -410,7 +417,7 @@ class Reader:
             with self._cond:
                 while not read.queue and not read.finished and self.parallel:
                     if self._stopped:
-                        return None
+                        raise ReaderClosedError(read.stream)
                     self._cond.wait(timeout=_IDLE_WAIT_S)
                 if read.queue:
                     held = read.queue.popleft()
@@ -422,6 +429,8 @@ class Reader:
                     raise error
                 if read.finished:
                     return None
+                if self._stopped:
+                    raise ReaderClosedError(read.stream)
             self._fetch(read)  # one request at a time: the main thread fetches
 
     def _abandon(self, read: TableRead) -> None:

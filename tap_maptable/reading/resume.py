@@ -5,6 +5,7 @@ orchestrator's timeout, a host restart). So after each segment it sends, a table
 in its bookmark where its read continues, and a run started from that STATE continues the table
 there instead of at its first segment:
 
+- `run`: the run that wrote it (a resume point is used only by that run's continuation);
 - `after_row`: the last row id of the last segment fully sent (null: no read in progress);
 - `segments`: segments sent so far by this read; `max_updated`: the largest `_updated_at` sent
   so far (the bookmark so far: the SDK's own marker for it does not survive a run);
@@ -42,6 +43,7 @@ SIZE_KEY: Final = "segments_last_read"
 class Resume:
     """An unfinished read of one table, as a bookmark records it."""
 
+    run: str | None  # the run that wrote it (`run.started_at`): only its continuation resumes
     after_row: str
     segments: int
     version: int | None
@@ -62,6 +64,7 @@ def read_resume(bookmark: dict[str, Any]) -> Resume | None:
         return None
     segments, version = value.get("segments"), value.get("version")
     return Resume(
+        run=_text(value.get("run")),
         after_row=after,
         segments=segments if isinstance(segments, int) and segments >= 0 else 0,
         version=version if isinstance(version, int) and not isinstance(version, bool) else None,
@@ -76,6 +79,7 @@ def read_resume(bookmark: dict[str, Any]) -> Resume | None:
 def write_resume(bookmark: dict[str, Any], resume: Resume | None) -> None:
     """Record an unfinished read (None: the read is complete, nothing to continue)."""
     bookmark[STATE_KEY] = {
+        "run": resume.run if resume else None,
         "after_row": resume.after_row if resume else None,
         "segments": resume.segments if resume else 0,
         "version": resume.version if resume else None,

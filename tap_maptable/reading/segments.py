@@ -31,6 +31,11 @@ class ResumeRefusedError(Exception):
     """MapTable would not continue a table after an earlier run's resume point."""
 
 
+def as_segment(detail: Any) -> dict[str, Any]:
+    """A segment's detail as the tap reads it: an object (anything else holds no rows)."""
+    return detail if isinstance(detail, dict) else {}
+
+
 def last_row_id(detail: dict[str, Any]) -> str | None:
     """The id of a segment's last row, or None for an empty segment."""
     rows = detail.get("rows")
@@ -63,11 +68,6 @@ class SegmentCursor:
         """The query of the next request."""
         return {api.LAST_SEGMENT_ROW_PARAM: self.after} if self.after is not None else {}
 
-    @property
-    def at_start(self) -> bool:
-        """Whether the next request asks for the table's first segment."""
-        return self.after is None
-
     def restart(self) -> None:
         """Read the table from its first segment (a resume point was refused)."""
         self.after = None
@@ -81,7 +81,7 @@ class SegmentCursor:
             ResumeRefusedError: the answer to a resume point starts the table again.
             SegmentLoopError: the segment ends where an earlier one ended.
         """
-        segment = detail if isinstance(detail, dict) else {}
+        segment = as_segment(detail)
         if self.resumed and segment.get("segmentType") == SEGMENT_START:
             msg = "MapTable answered the resume point with the table's first segment"
             raise ResumeRefusedError(msg)
