@@ -36,6 +36,19 @@ _SAFE_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_]*")
 _DESCRIBED = re.compile(r"MapTable \w+ (?P<name>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") \(id ")
 
 
+# Appended to the `description` of a table discovery could not read (403, 404, columns the tap
+# cannot map): the catalog keeps the table, and a sync with that catalog reports it as skipped
+# (exit code 3) instead of never hearing of it (discovery and sync are two processes under
+# Meltano).
+UNREADABLE_MARK = " Not readable when discovered: "
+
+
+def unreadable_reason(description: str) -> str | None:
+    """Why discovery could not read a table, as its catalog `description` records (or None)."""
+    _, found, reason = description.partition(UNREADABLE_MARK)
+    return reason if found else None
+
+
 def stream_name_for(table_id: str) -> str:
     """`table_<tableId>`; an id with other characters is base32-encoded after `table__`.
 

@@ -68,9 +68,15 @@ class TableRowsStream(MapTableStream):
         table: TableRef,
         schema: dict[str, Any],
         columns: Any = None,
+        unreadable: str | None = None,
     ) -> None:
-        """A stream for `table`; `columns`: the live columns discovery read, if it did."""
+        """A stream for `table`; `columns`: the live columns discovery read, if it did.
+
+        `unreadable`: why discovery could not read the table (then it is never synced, but
+        reported as skipped).
+        """
         self.table = table
+        self.unreadable = unreadable
         self._live = columns
         self._columns: list[Column] | None = None
         self._missing: tuple[str, ...] = ()
@@ -84,6 +90,32 @@ class TableRowsStream(MapTableStream):
         self._emitted = 0
         self._invalid_rows = 0
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
+
+    @property
+    def selected(self) -> bool:
+        """A table discovery could not read is never synced (`report_unreadable` says so)."""
+        return self.unreadable is None and self.wanted
+
+    @selected.setter
+    def selected(self, value: bool | None) -> None:
+        MapTableStream.selected.fset(self, value)  # type: ignore[attr-defined]
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the catalog selects this table."""
+        return bool(MapTableStream.selected.fget(self))  # type: ignore[attr-defined]
+
+    def report_unreadable(self) -> None:
+        """Count a table discovery could not read as skipped by this run, with one WARNING."""
+        reason = f"{self.unreadable}; run discovery again once the app can read it"
+        self._tap.table_skipped(self.name, reason)
+        self._tap.progress.table_done(skipped=True)
+        self.logger.warning(
+            "Skipping %s: not readable when the catalog was written (%s). Run discovery again "
+            "once the app can read it (under Meltano: `meltano run --refresh-catalog ...`).",
+            self.label,
+            self.unreadable,
+        )
 
     @property
     def label(self) -> str:

@@ -24,13 +24,15 @@ from tap_maptable.columns import (
 from tap_maptable.connection import MapTableConnection, tap_version
 from tap_maptable.discovery import (
     STREAM_PREFIX,
+    UNREADABLE_MARK,
     Directory,
     TableRef,
     select_tables,
     table_id_for,
+    unreadable_reason,
 )
 from tap_maptable.envelope import parse_detail
-from tap_maptable.errors import TABLE_ERRORS, TablesSkippedError
+from tap_maptable.errors import TABLE_ERRORS, TablesSkippedError, one_line
 from tap_maptable.inputs import InputFile, check_catalog, normalise_state, read_input_files
 from tap_maptable.output import SingerOutput
 from tap_maptable.progress import Pace, Progress
@@ -325,13 +327,18 @@ class TapMapTable(Tap):
             return
         self._planned_reader = self.reader
         tables = [s for s in self.streams.values() if isinstance(s, TableRowsStream) and s.selected]
+        unreadable = [
+            s
+            for s in self.streams.values()
+            if isinstance(s, TableRowsStream) and s.unreadable and s.wanted
+        ]
         continued = self._run_to_continue()
         self.run_started = continued or self.process_started
         begin_run(self._state_dict, self.run_started)
         self.reader.plan([table.read_plan(continuing=continued is not None) for table in tables])
         connection, reader = self.connection, self.reader
         self._progress = Progress(
-            tables=len(tables),
+            tables=len(tables) + len(unreadable),
             pace=lambda: Pace(
                 connection.budget.limit,
                 connection.window_s,
@@ -346,6 +353,8 @@ class TapMapTable(Tap):
             ),
         )
         self._progress.start()
+        for table in unreadable:
+            table.report_unreadable()
 
     def _run_to_continue(self) -> str | None:
         """The stopped run this one continues, if the STATE has one recent enough."""
@@ -411,8 +420,15 @@ class TapMapTable(Tap):
                 columns = name_columns(live_columns(live))
             except DISCOVERY_SKIPS as exc:
                 # Discovering hundreds of tables takes minutes: one deleted meanwhile, or not
-                # readable by this app, must not stop the others from being extracted.
-                self.logger.warning("Skipping table %s during discovery: %s", table.table_id, exc)
+                # readable by this app, must not stop the others from being extracted. It stays
+                # in the catalog, marked, so that the sync reports it as skipped.
+                reason = one_line(str(exc))
+                self.logger.warning(
+                    "Skipping table %s during discovery: %s", table.table_id, reason
+                )
+                schema = row_schema([])
+                schema["description"] = table.description + UNREADABLE_MARK + reason
+                streams.append(TableRowsStream(self, table, schema=schema, unreadable=reason))
                 continue
             schema = row_schema(columns)
             schema["description"] = table.description
@@ -473,7 +489,12 @@ class TapMapTable(Tap):
             )
         }
         return [
-            TableRowsStream(self, table, schema=schema)
+            TableRowsStream(
+                self,
+                table,
+                schema=schema,
+                unreadable=unreadable_reason(str(schema.get("description") or "")),
+            )
             for table, schema in tables
             if table.table_id in wanted
         ]

@@ -98,18 +98,26 @@ def test_the_skipped_table_is_read_again_next_run(make_sandbox: Any, tmp_path: P
     assert edited in {r["_row_id"] for r in again.rows[stream(bad)]}
 
 
-def test_discovery_leaves_out_a_table_it_cannot_read(
-    make_sandbox: Any, caplog: pytest.LogCaptureFixture
+def test_a_table_discovery_cannot_read_is_reported_by_the_sync(
+    make_sandbox: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Under Meltano, discovery and sync are two processes: a table discovery could not read
+    # stays in the catalog, marked, and the sync reports it as skipped (exit 3), never silently.
     sandbox = make_sandbox(rows_per_table=5)
     bad = sandbox.data.tables()[3].table_id
     sandbox.set_table_fault(bad, "columns_without_id")
     with caplog.at_level(logging.WARNING):
         catalog = discover(tap_config(sandbox))
-    names = {e["tap_stream_id"] for e in catalog["streams"]}
-    assert stream(bad) not in names
-    assert len([n for n in names if n.startswith("table_t")]) == len(sandbox.data.tables()) - 1
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == stream(bad))
+    assert "Not readable when discovered" in entry["schema"]["description"]
     assert any(bad in r.getMessage() and "no id" in r.getMessage() for r in caplog.records)
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    for args in (["--catalog", str(tmp_path / "catalog.json")], []):  # Meltano's, and one process
+        run = run_cli(args, tap_config(sandbox))
+        assert run.returncode == EXIT_TABLES_SKIPPED, run.stderr[-2000:]
+        assert stream(bad) in run.stderr.strip().splitlines()[-1]
+        assert stream(bad) not in {m["stream"] for m in run.of_type("SCHEMA")}
+        assert len(run.rows) == len(sandbox.data.tables()) - 1
 
 
 def test_a_run_that_skips_nothing_exits_zero(make_sandbox: Any) -> None:
