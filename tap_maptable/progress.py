@@ -126,7 +126,7 @@ class Progress:
         sent, limited, free = self._requests()
         pace = self._pace()
         work = self._work_left()
-        left = seconds_left(work, pace, free)
+        left = max(1.0, seconds_left(work, pace, free)) if work.requests else 0.0
         estimate = (
             f"at least {duration(left)} left ({work.unknown_tables} table(s) of unknown size)"
             if work.unknown_tables

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -129,7 +130,9 @@ def log_retry(logger: logging.Logger, policy: RetryPolicy, what: str) -> Callabl
     """An `on_backoff` handler: one line per retry, naming the failure and the next try."""
 
     def handler(details: Details) -> None:
-        exc = details.get("exception")
+        # python-backoff leaves `exception` out of the details it hands on_backoff: the
+        # exception being handled is the one this try failed with.
+        exc = details.get("exception") or sys.exc_info()[1]
         if isinstance(exc, requests.RequestException):
             reason = f"{network_failure(exc).message} ({what})"
         else:

@@ -276,7 +276,8 @@ def _how_to_set(setting: str, *, missing: bool = False) -> str:
             f" (export {variable}=<secret>, or {command} <secret>`, which keeps it in the "
             "project's .env)"
         )
-    return f" ({command} <value>`, or export {variable}=<value>)"
+    # The variable first: `meltano config set` rewrites meltano.yml (indentation, comments).
+    return f" (export {variable}=<value>, or {command} <value>`, which rewrites meltano.yml)"
 
 
 def _how_to_unset(names: list[str]) -> str:

@@ -226,6 +226,7 @@ class TableRowsStream(MapTableStream):
         self._undated = self._emitted = self._invalid_rows = 0
         self._backfill = False
         started, segments = time.monotonic(), self._begin()
+        continued_after = segments
         try:
             for detail in self._tap.reader.segments(read):
                 if read.restarted is not None:
@@ -243,7 +244,7 @@ class TableRowsStream(MapTableStream):
             self._skip(exc)
             return
         self._complete(segments)
-        self._log_done(segments, time.monotonic() - started)
+        self._log_done(segments - continued_after, time.monotonic() - started, continued_after)
 
     def _begin(self) -> int:
         """Set up a continued read (its version, bookmark so far, backfill); segments sent."""
@@ -376,9 +377,12 @@ class TableRowsStream(MapTableStream):
         start = self.config.get("start_date")
         return parse_timestamp(str(start)) if start else None
 
-    def _log_done(self, segments: int, seconds: float) -> None:
-        """One line per table, when it is done: what a person reading the log wants to know."""
-        notes = ""
+    def _log_done(self, segments: int, seconds: float, continued_after: int = 0) -> None:
+        """One line per table, when it is done: what a person reading the log wants to know.
+
+        `segments`: read by this run (a continued read's earlier ones were the stopped run's).
+        """
+        notes = f"; continued after segment {continued_after}" if continued_after else ""
         if self._undated:
             notes += f"; {self._undated} without an update time, sent on every run"
         if self._invalid_rows:

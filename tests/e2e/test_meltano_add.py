@@ -145,8 +145,9 @@ def test_under_meltano_a_missing_setting_names_the_meltano_command(tmp_path: Pat
     failed = run("meltano invoke tap-maptable --discover", cwd=project, code=1)
     output = failed.stdout + failed.stderr
     assert (
-        "missing required setting 'app_id' (`meltano --environment=dev config set tap-maptable "
-        "app_id <value>`, or export TAP_MAPTABLE_APP_ID=<value>)"
+        "missing required setting 'app_id' (export TAP_MAPTABLE_APP_ID=<value>, or "
+        "`meltano --environment=dev config set tap-maptable app_id <value>`, which rewrites "
+        "meltano.yml)"
     ) in output, output[-2000:]
     assert "export TAP_MAPTABLE_APP_SECRET=<secret>" in output
     assert "--config ENV" not in output

@@ -90,8 +90,9 @@ def test_under_meltano_a_missing_setting_is_set_with_meltano_config(sandbox) -> 
     del config["app_id"]
     run = run_cli(["--discover"], config, env=UNDER_MELTANO)
     hint = (
-        "missing required setting 'app_id' (`meltano --environment=prod config set "
-        "tap-maptable app_id <value>`, or export TAP_MAPTABLE_APP_ID=<value>)"
+        "missing required setting 'app_id' (export TAP_MAPTABLE_APP_ID=<value>, or "
+        "`meltano --environment=prod config set tap-maptable app_id <value>`, which rewrites "
+        "meltano.yml)"
     )
     last = _assert_refused(run, sandbox, "config", hint)
     assert "--config" not in last, "under Meltano, --config is Meltano's file, not the user's"
@@ -119,8 +120,8 @@ def test_under_meltano_wrong_and_unknown_settings_name_the_meltano_command(sandb
         run,
         sandbox,
         "config",
-        "page_size: 0 is less than the minimum of 1 (`meltano config set tap-maptable "
-        "page_size <value>`, or export TAP_MAPTABLE_PAGE_SIZE=<value>)",
+        "page_size: 0 is less than the minimum of 1 (export TAP_MAPTABLE_PAGE_SIZE=<value>, "
+        "or `meltano config set tap-maptable page_size <value>`, which rewrites meltano.yml)",
         "unknown setting 'page_sise' (remove with `meltano config unset tap-maptable page_sise`)",
     )
 
