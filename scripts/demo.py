@@ -37,9 +37,12 @@ MELTANO = ROOT / ".venv-meltano" / "bin" / "meltano"
 SANDBOX = Path(sys.executable).parent / "maptable-sandbox"
 OUTPUT = ROOT / "output"
 WORK = OUTPUT / "demo"
-DATABASE = OUTPUT / "warehouse.duckdb"
+# The demo's own warehouse file and state: it starts afresh every time, and never touches what
+# the README's dev commands load (output/warehouse.duckdb, dev:tap-maptable-to-target-duckdb).
+DATABASE = WORK / "warehouse.duckdb"
 PIPELINE = ("tap-maptable", "target-duckdb")
-STATE_ID = "dev:tap-maptable-to-target-duckdb"
+STATE_SUFFIX = "demo"
+STATE_ID = f"dev:tap-maptable-to-target-duckdb:{STATE_SUFFIX}"
 # The sandbox's default app, the one the README, meltano.yml's `dev` environment and
 # sandbox/README.md use: after the demo, the same commands work against `maptable-sandbox`.
 APP_ID = "app-1"
@@ -189,7 +192,16 @@ def run_pipeline(sandbox: Sandbox, env: dict[str, str], label: str) -> tuple[int
     requests_before = sandbox.api_requests()
     started = time.monotonic()
     output = meltano(
-        ["--log-format=json", "--environment=dev", "run", *PIPELINE], env, f"{label}.log"
+        [
+            "--log-format=json",
+            "--environment=dev",
+            "run",
+            "--state-id-suffix",
+            STATE_SUFFIX,
+            *PIPELINE,
+        ],
+        env,
+        f"{label}.log",
     )
     seconds = time.monotonic() - started
     return rows_sent(output), sandbox.api_requests() - requests_before, seconds
@@ -311,7 +323,10 @@ def demo() -> None:
             check=False,  # fails when there is nothing to clear
         )
 
-        say("\n2. First run: meltano --environment=dev run tap-maptable target-duckdb")
+        say(
+            "\n2. First run: meltano --environment=dev run --state-id-suffix demo "
+            "tap-maptable target-duckdb"
+        )
         first = run_pipeline(sandbox, env, "run-1")
         say(f"   {first[0]} table rows sent, {first[1]} API requests, {first[2]:.1f} s")
         say(f"\n3. What landed in {DATABASE.relative_to(ROOT)} (read from the file itself):")
