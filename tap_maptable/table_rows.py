@@ -153,6 +153,7 @@ class TableRowsStream(MapTableStream):
                     self.label,
                     resume.segments,
                 )
+        self._live = None  # the read's first segment brings them again: not kept per table
         return ReadPlan(
             stream=self.name,
             table_id=self.table.table_id,

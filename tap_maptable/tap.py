@@ -47,6 +47,7 @@ from tap_maptable.settings import (
     check_config,
     check_config_files,
 )
+from tap_maptable.stopping import StopRequestedError
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
 
@@ -59,7 +60,8 @@ def utc_text(epoch_s: float) -> str:
 
 
 MIB = 1024 * 1024
-# A table stream writes a STATE after each segment it sent, at most this often.
+# A table stream writes a STATE after each segment it sent, at most this often (and at most
+# once per request the budget allows).
 CHECKPOINT_INTERVAL_S = 1.0
 
 # What makes discovery skip one table (with a WARNING) rather than fail: see TABLE_ERRORS.
@@ -211,6 +213,11 @@ class TapMapTable(Tap):
             self.warn_tables_not_in_catalog()
             self._plan_reading()
             super().sync_all()
+        except StopRequestedError:
+            # Stopped between two messages: the STATE as it is now vouches for every segment
+            # sent, so the next run redoes none of them.
+            self.state_writer.write_state(self.state)
+            raise
         finally:
             self._end_reading()
         end_run(self._state_dict)
@@ -248,13 +255,17 @@ class TapMapTable(Tap):
         self._skipped.append((stream_name, reason))
 
     def checkpoint(self) -> None:
-        """Write a STATE now, unless one went out less than a second ago.
+        """Write a STATE now, unless one went out less than a request's worth of budget ago.
 
-        Table streams call it after each segment they sent: a stopped run then continues where
-        its last STATE says, at most a second of work behind.
+        Table streams call it after each segment they sent. At MapTable's pace (a request a
+        second) that is a STATE per segment, so a killed run's next run redoes at most the
+        requests that were in flight; faster (a sandbox, a bigger budget) it is at most one a
+        second, because every STATE holds every table's bookmark.
         """
         now = time.monotonic()
-        if now - self._last_checkpoint >= CHECKPOINT_INTERVAL_S:
+        budget = self.connection.budget
+        interval = min(CHECKPOINT_INTERVAL_S, budget.spec.window_s / budget.limit)
+        if now - self._last_checkpoint >= interval:
             self._last_checkpoint = now
             self.state_writer.write_state(self.state)
 

@@ -177,6 +177,9 @@ class _Budget:
     def free_slots(self) -> int:
         return self.limit
 
+    def window_view(self) -> tuple[int, tuple[float, ...]]:
+        return self.limit, ()
+
     @contextlib.contextmanager
     def priority(self, _rank: int):
         yield

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tap_maptable.reading.schedule import Claim, may_send, per_window
+from tap_maptable.reading.schedule import Claim, Window, may_send
 from tests.hardening.support import record_key, truth
 from tests.helpers import VENV_BIN, discover, run_cli, set_replication, tap_config
 
@@ -302,35 +302,39 @@ def test_a_resume_is_dropped_when_the_columns_changed(make_sandbox: Any, tmp_pat
 # -- which table may send: the table being written first ----------------------------------------
 
 
+def _window(free: int, taken_every: float = 0.0, window_s: float = 60.0) -> Window:
+    """`60 - free` slots taken, freeing one every `taken_every` s from now (0: all at the end)."""
+    taken = 60 - free
+    frees = [window_s if not taken_every else (i + 1) * taken_every for i in range(taken)]
+    return Window(free, tuple(sorted(frees)), window_s)
+
+
 def test_the_first_unfinished_table_may_always_send() -> None:
-    assert may_send([], free_slots=0, per_window=60)
+    assert may_send([], _window(0), latency_s=0.5)
 
 
 def test_a_later_table_waits_while_an_earlier_one_can_use_the_whole_window() -> None:
-    # Latency 0.5 s, window 60 s: one table alone can use the whole budget of 60.
-    one_table = per_window(60, 60.0, 0.5)
-    assert one_table == 60
-    assert not may_send(
-        [Claim(sent_in_window=0, remaining=None)], free_slots=60, per_window=one_table
-    )
+    # Answers in 0.5 s, 60 a minute: one table alone can use every slot of the window.
+    assert not may_send([Claim(remaining=None)], _window(60), latency_s=0.5)
     # Its size known (10 segments left): the rest of the window is the later tables'.
-    assert may_send([Claim(sent_in_window=0, remaining=10)], free_slots=60, per_window=one_table)
-    assert not may_send(
-        [Claim(sent_in_window=0, remaining=10)], free_slots=11, per_window=one_table
-    )
+    assert may_send([Claim(remaining=10)], _window(60), latency_s=0.5)
+    assert not may_send([Claim(remaining=10)], _window(10), latency_s=0.5)
+    # Nothing measured yet: an earlier table of unknown size may need the whole budget.
+    assert not may_send([Claim(remaining=None)], _window(60), latency_s=None)
+    assert may_send([Claim(remaining=3)], _window(60), latency_s=None)
 
 
 def test_on_a_slow_link_later_tables_fill_what_latency_leaves_idle() -> None:
-    # 4 s a request: one table uses 15 of 60 a window; once it has sent them, a spare is kept.
-    one_table = per_window(60, 60.0, 4.0)
-    assert one_table == 15
-    busy = Claim(sent_in_window=15, remaining=None)
-    assert may_send([busy], free_slots=2, per_window=one_table)
-    assert not may_send([busy], free_slots=1, per_window=one_table)
-    fresh = Claim(sent_in_window=0, remaining=None)
-    assert may_send([fresh], free_slots=17, per_window=one_table)
-    assert not may_send([fresh], free_slots=16, per_window=one_table)
-    assert per_window(60, 60.0, None) == 60  # nothing measured yet: assume it can use it all
+    # Answers in 4 s: an earlier table asks once per 4 s; slots taken a while ago free one a
+    # second, so a later table may take the free slots but one, even on the first window.
+    steady = _window(2, taken_every=1.0)
+    assert may_send([Claim(remaining=None)], steady, latency_s=4.0)
+    assert not may_send([Claim(remaining=None)], _window(1, taken_every=1.0), latency_s=4.0)
+    fresh = _window(50)  # the first window: 10 slots taken just now, freeing in a minute
+    assert may_send([Claim(remaining=None)], fresh, latency_s=4.0)
+    assert may_send([Claim(remaining=None)] * 3, fresh, latency_s=4.0)
+    # Four earlier tables at one ask per 4 s, 16 per window each: no room for a fifth.
+    assert not may_send([Claim(remaining=None)] * 4, fresh, latency_s=4.0)
 
 
 def test_on_a_budget_bound_run_the_first_table_is_read_before_the_others(make_sandbox: Any) -> None:

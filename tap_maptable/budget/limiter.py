@@ -161,11 +161,17 @@ class RequestBudget:
 
     def free_slots(self) -> int:
         """Slots this process has not used in the current window (others' use is not known)."""
-        horizon = time.monotonic() - self.spec.window_s - self.spec.margin_s
+        return self.window_view()[0]
+
+    def window_view(self) -> tuple[int, tuple[float, ...]]:
+        """Free slots now, and in how many seconds each slot this process holds frees."""
+        now = time.monotonic()
+        span = self.spec.window_s + self.spec.margin_s
         with self._lock:
-            while self._granted and self._granted[0] <= horizon:
+            while self._granted and self._granted[0] <= now - span:
                 self._granted.popleft()
-            return max(0, self._limit - len(self._granted))
+            frees_in = tuple(granted + span - now for granted in self._granted)
+            return max(0, self._limit - len(self._granted)), frees_in
 
     @property
     def max_pause_s(self) -> float:

@@ -4,9 +4,11 @@ A run reads ahead: segments of the tables after the one being written (and, when
 in the same process, every table's first segment). Kept in memory without a bound, that grows
 with the number of tables: 2.5 GB at 1,000 tables of 1,000-row segments. Dropped, they would be
 fetched twice, and requests are the tap's real cost. So the hold keeps segments in memory up to
-`memory_bytes` (counted by the size of MapTable's answer), and writes the rest, as the answer's
-bytes, to one temporary file (deleted when the hold is closed, or by the OS if the process dies),
-from which they are read back and parsed again when their table's turn comes.
+`memory_bytes`, as the answers' bytes (a parsed segment takes about five times its answer's
+size: the cap is what the memory holds), and writes the rest to one temporary file (deleted
+when the hold is closed, or by the OS if the process dies). A held answer is parsed again when
+its table's turn comes. Only the table being written keeps its next segments parsed (at most
+`QUEUE_DEPTH`, beyond the cap).
 """
 
 from __future__ import annotations
@@ -22,16 +24,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class Held:
-    """One segment: its parsed `detail` in memory, or where its answer's bytes are on disk."""
+    """One segment: parsed (`detail`), as its answer's bytes (`body`), or on disk (`offset`)."""
 
     size: int
     detail: Any = None
+    body: bytes | None = None
     offset: int = -1  # >= 0: on disk, at this offset, `size` bytes
-
-    @property
-    def on_disk(self) -> bool:
-        """Whether the segment waits in the temporary file."""
-        return self.offset >= 0
 
 
 class Hold:
@@ -58,12 +56,17 @@ class Hold:
             return self._in_memory + size <= self.memory_bytes
 
     def keep(self, detail: Any, body: bytes, *, in_memory: bool = False) -> Held:
-        """Hold one segment: in memory if it fits (or `in_memory`), else its bytes on disk."""
+        """Hold one segment: parsed if `in_memory` (the table being written), else as bytes.
+
+        The bytes wait in memory while they fit under the cap, else on disk.
+        """
         size = len(body)
         with self._lock:
-            if in_memory or self._in_memory + size <= self.memory_bytes:
-                self._in_memory += size
+            if in_memory:
                 return Held(size=size, detail=detail)
+            if self._in_memory + size <= self.memory_bytes:
+                self._in_memory += size
+                return Held(size=size, body=body)
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="tap-maptable-")  # noqa: SIM115 - closed in close()
             self._file.seek(self._end)
@@ -74,12 +77,15 @@ class Hold:
             return held
 
     def take(self, held: Held) -> Any:
-        """The segment's detail, read back from disk if it waited there; its memory is freed."""
-        if not held.on_disk:
-            with self._lock:
-                self._in_memory -= held.size
+        """The segment's detail (parsed again if it waited as bytes); its memory is freed."""
+        if held.detail is not None:
             detail, held.detail = held.detail, None
             return detail
+        if held.body is not None:
+            body, held.body = held.body, None
+            with self._lock:
+                self._in_memory -= held.size
+            return self._parse(body)
         with self._lock:
             assert self._file is not None  # noqa: S101 - a segment on disk means a file
             self._file.seek(held.offset)
@@ -88,10 +94,11 @@ class Hold:
 
     def drop(self, held: Held) -> None:
         """Forget a segment nobody will take (its table was abandoned)."""
-        if not held.on_disk and held.detail is not None:
+        held.detail = None
+        if held.body is not None:
+            held.body = None
             with self._lock:
                 self._in_memory -= held.size
-            held.detail = None
 
     def close(self) -> None:
         """Delete the temporary file, if there is one."""

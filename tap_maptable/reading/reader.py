@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from tap_maptable import logs
 from tap_maptable.errors import MapTableAPIError, one_line
 from tap_maptable.progress import WorkLeft
-from tap_maptable.reading.schedule import Claim, Latency, may_send, per_window
+from tap_maptable.reading.schedule import Claim, Latency, Window, may_send
 from tap_maptable.reading.segments import (
     ResumeRefusedError,
     SegmentCursor,
@@ -87,7 +86,6 @@ class TableRead:
     abandoned: bool = False
     planned: bool = False
     restarted: str | None = None  # why the resume point was given up, for the stream to say
-    sends: deque[float] = field(default_factory=deque)  # monotonic send times, one window
     last_size: int = 0
 
     @property
@@ -105,7 +103,7 @@ class TableRead:
 class Reader:
     """Every table read of one run, from the workers that fetch to the thread that writes."""
 
-    def __init__(  # noqa: PLR0913 - keyword-only parts of one object
+    def __init__(
         self,
         connection: MapTableConnection,
         *,
@@ -113,7 +111,6 @@ class Reader:
         hold: Hold,
         latency: Latency,
         keep_first: bool = True,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Up to `workers` requests at once (1: every request in the main thread).
 
@@ -125,7 +122,6 @@ class Reader:
         self._keep_first = keep_first
         self._hold = hold
         self._latency = latency
-        self._clock = clock
         self._cond = threading.Condition()
         self._reads: dict[str, TableRead] = {}  # by table id
         self._by_stream: dict[str, TableRead] = {}
@@ -219,22 +215,18 @@ class Reader:
             (r for r in self._reads.values() if not r.finished),
             key=lambda r: r.rank,
         )
-        now = self._clock()
-        window = self._connection.window_s
-        for read in active:
-            while read.sends and read.sends[0] <= now - window:
-                read.sends.popleft()
-        limit = self._connection.budget.limit
-        one_table = per_window(limit, window, self._latency.estimate_s)
-        free = self._connection.budget.free_slots()
+        budget = self._connection.budget
+        free, frees_in = budget.window_view()
+        window = Window(free, frees_in, self._connection.window_s)
+        latency = self._latency.estimate_s
         earlier: list[Claim] = []
         for read in active:
             if not read.in_flight and self._has_room(read):
                 planned = read.rank != _UNPLANNED
-                if not planned or may_send(earlier, free, one_table):
+                if not planned or may_send(earlier, window, latency):
                     return read
             if read.rank != _UNPLANNED:
-                earlier.append(Claim(len(read.sends), read.remaining()))
+                earlier.append(Claim(read.remaining()))
         return None
 
     def _has_room(self, read: TableRead) -> bool:
@@ -254,8 +246,6 @@ class Reader:
         with a segment lost on the way (the cursor already past it), and never takes the read
         on silently.
         """
-        with self._cond:
-            read.sends.append(self._clock())
         held: Held | None = None
         try:
             with self._connection.budget.priority(read.rank):

@@ -6,19 +6,20 @@ whole budget; on a slow link it leaves most of it idle. The rule here lets later
 what the earlier ones cannot:
 
 - the first unfinished table (the one being written, or about to be) may always send;
-- a later table may send only while the window keeps enough free slots for every earlier table
-  still reading: each earlier table is owed the requests it can still make within one window
-  (one per round trip, `window / latency`), less the ones it already made in the current
-  window (those slots come back to it as they expire), and never more than it has left when its
-  size is known (from the previous run's STATE), plus one spare slot for the first table.
+- a later table may send only if, over the coming window, every earlier table still reading
+  finds a slot whenever it asks: each asks once per round trip (`latency`), for as many
+  requests as it has left when its size is known (from the previous run's STATE), and slots
+  come back as the requests already in the window leave it.
 
 So on a budget-bound run the first table gets every slot it can use and its STATE comes as soon
-as its own segments are in; on a slow link the later tables fill what latency leaves idle. The
-functions here are pure: `reader.py` feeds them the window's counts, and `tests/` simulate runs.
+as its own segments are in; on a slow link the later tables fill what latency leaves idle, from
+the first window on. The functions here are pure: `reader.py` feeds them the window's state, and
+`tests/` check them on runs they describe.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from dataclasses import dataclass
@@ -29,42 +30,45 @@ _ALPHA = 0.3
 
 @dataclass(frozen=True)
 class Claim:
-    """What an earlier, unfinished table may still need of the window."""
+    """What an earlier, unfinished table may still ask for."""
 
-    sent_in_window: int  # its requests sent within the last window
     remaining: int | None  # requests it has left to send, when its size is known
 
 
-def owed(claim: Claim, per_window: int) -> int:
-    """Slots an earlier table is owed: its requests still to come within one window."""
-    want = max(0, per_window - claim.sent_in_window)
-    if claim.remaining is not None:
-        want = min(want, claim.remaining)
-    return want
+@dataclass(frozen=True)
+class Window:
+    """The budget as this process sees it: free slots now, and when the taken ones free."""
+
+    free: int
+    frees_in: tuple[float, ...]  # seconds from now until each taken slot frees, ascending
+    window_s: float
 
 
-def may_send(claims: list[Claim], free_slots: int, per_window: int) -> bool:
+def may_send(claims: list[Claim], window: Window, latency_s: float | None) -> bool:
     """Whether the table after these earlier ones (`claims`, first table first) may send now.
 
-    The first unfinished table always may (it has no earlier ones); a later one only while the
-    free slots, less the one it would take, cover what every earlier one is owed, plus a spare
-    for the first.
+    Checked at each of the earlier tables' coming asks (now, then every `latency_s`, over one
+    window, the first ask being now: one slot kept for each earlier table at once): the free
+    slots, less the one this request takes, plus those freed by then, must cover every ask.
     """
     if not claims:
         return True
-    reserved = 1 + sum(owed(claim, per_window) for claim in claims)
-    return free_slots - 1 >= reserved
-
-
-def per_window(limit: int, window_s: float, latency_s: float | None) -> int:
-    """Requests one table can send in a window, one round trip each (never above `limit`).
-
-    Without a measured latency, assume one table can use the whole budget: later tables then
-    wait for the first answer before they start, rather than crowd out the first table.
-    """
     if latency_s is None or latency_s <= 0:
-        return limit
-    return min(limit, math.ceil(window_s / latency_s))
+        # No answer measured yet: an earlier table may be able to use the whole budget.
+        known = [c.remaining for c in claims]
+        if any(left is None for left in known):
+            return False
+        return window.free - 1 >= sum(left for left in known if left is not None)
+    asks = math.ceil(window.window_s / latency_s)
+    for step in range(asks + 1):
+        freed = bisect.bisect_right(window.frees_in, step * latency_s)
+        wanted = sum(
+            step + 1 if claim.remaining is None else min(claim.remaining, step + 1)
+            for claim in claims
+        )
+        if window.free - 1 + freed - wanted < 0:
+            return False
+    return True
 
 
 class Latency:
