@@ -294,7 +294,9 @@ def section(res: dict[str, Any]) -> list[str]:
             "run (`read_in_run`), whole, plus `resume.segments` of the others; in flight = the "
             "stopped run's rows requests answered after the signal (`t_end` > stop time); "
             "redone = stopped + rerun - 48; answered, not vouched = segments answered before "
-            "the stop that the STATE does not vouch for."
+            "the stop that the STATE does not vouch for; row records printed = RECORD lines "
+            f"of the tables the stopped process printed ({res['segment_size']} per segment; "
+            "with SIGKILL, records after the last STATE may be lost from stdout's buffer)."
         ),
         "",
     ]
@@ -305,6 +307,7 @@ def section(res: dict[str, Any]) -> list[str]:
             "stopped: exit",
             "segments sent",
             "answered before stop",
+            "row records printed",
             "STATE vouches",
             "last STATE before stop s",
             "in flight at stop",
@@ -322,6 +325,7 @@ def section(res: dict[str, Any]) -> list[str]:
                 r["stopped"]["returncode"],
                 r["stopped"]["segment_requests"],
                 r["stopped"]["answered_before_stop"],
+                r["stopped"]["row_records"],
                 (
                     f"{r['state_vouches']['segments']} ({len(r['state_vouches']['finished'])} "
                     f"finished + {sum(r['state_vouches']['resume'].values())})"
