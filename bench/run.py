@@ -5,8 +5,9 @@
     python -m bench.run --quick               # smaller data, a 6-s rate window: ~3 minutes
 
 Figures: budget (1, and the picture, 6), pipeline (2), throughput (3), memory (4), peer (5),
-shared (7), latency (8, and latency.png), backfill (9). `--quick` numbers are for trying the
-bench out, not for quoting.
+shared (7), latency (8, and latency.png), backfill (9), resume (10), first_state (11),
+tables_memory (12), slow_link (13), eta (14). `--quick` numbers are for trying the bench out,
+not for quoting.
 
 Results are merged: figures not run this time are kept from the previous run of the same mode
 (bench/work/results.json, or results-quick.json for --quick), with the date they were measured.
