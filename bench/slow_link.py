@@ -142,7 +142,8 @@ def summary(res: dict[str, Any]) -> tuple[str, str, str, str, str]:
     text = (
         f"fixed latency, elapsed / minimum: {ratios} "
         f"({sum(r['rate_limited_429'] for r in res['sweep'])} x 429); jittered "
-        f"({res['jitter']}), {len(jit)} runs: **{limited} x 429** in {runs_limited} run(s), "
+        f"({res['jitter']}), {len(jit)} runs: **{limited} x 429** ("
+        f"{'none in any run' if not limited else f'in {runs_limited} of {len(jit)} runs'}), "
         f"busiest {res['jitter_window_s']:g}-s window {busiest} of {res['jitter_limit']}"
     )
     return (
