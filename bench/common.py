@@ -324,3 +324,118 @@ def machine_info() -> dict[str, str]:
     except ImportError:
         pass
     return info
+
+
+# -- processes watched while they run -------------------------------------------------------
+
+
+class LogTail:
+    """The sandbox's JSONL request log, read as it grows (complete lines only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+        self.entries: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        """The entries logged since the last poll (also appended to `entries`)."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        new = [json.loads(line) for line in lines if line.strip()]
+        self.entries += new
+        return new
+
+
+@dataclass
+class StateLine:
+    """One STATE message of a tap's stdout and when the bench read it (epoch seconds)."""
+
+    t: float
+    value: dict[str, Any]
+
+
+@dataclass
+class LiveTap:
+    """A tap process started in the background; its STATE messages timed as they arrive.
+
+    stdout is read by a thread, line by line (the tap flushes at every STATE, so a STATE is
+    read within milliseconds of being written): RECORDs are counted per stream, STATEs kept
+    with their arrival time. `started` is the epoch second just before the process was made.
+    """
+
+    proc: subprocess.Popen[bytes]
+    started: float
+    stderr_path: Path
+    states: list[StateLine] = field(default_factory=list)
+    records: Counter[str] = field(default_factory=Counter)
+    _thread: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, argv: list[str], *, stderr_path: Path) -> LiveTap:
+        with stderr_path.open("wb") as err:
+            started = time.time()
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL
+            )
+        live = cls(proc, started, stderr_path)
+        live._thread = threading.Thread(target=live._read, daemon=True)
+        live._thread.start()
+        return live
+
+    def _read(self) -> None:
+        if self.proc.stdout is None:
+            return
+        for raw in self.proc.stdout:
+            now = time.time()
+            if b'"type":"RECORD"' in raw[:40]:
+                stream = raw.split(b'"stream":"', 1)[-1].split(b'"', 1)[0]
+                self.records[stream.decode()] += 1
+                continue
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue  # a line cut by SIGKILL
+            if message.get("type") == "STATE":
+                self.states.append(StateLine(now, message["value"]))
+
+    def wait(self, timeout: float = 3600) -> int:
+        """Wait for the process and for its stdout to be read to the end; the exit code."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        if self._thread is not None:
+            self._thread.join()
+        return code
+
+    @property
+    def last_state(self) -> dict[str, Any] | None:
+        return self.states[-1].value if self.states else None
+
+    def stderr_lines(self) -> list[str]:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"
+
+
+def log_time(line: str) -> float | None:
+    """The epoch second of a tap log line (`2026-12-03 11:26:27,018 | INFO | ...`, local time)."""
+    try:
+        return dt.datetime.strptime(line[:23], LOG_TIME).timestamp()  # noqa: DTZ007 - local
+    except ValueError:
+        return None
+
+
+def tap_rows_kind(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The segment requests of a request log."""
+    return [e for e in entries if e["kind"] == "rows"]

@@ -5,8 +5,9 @@
     python -m bench.run --quick               # smaller data, a 6-s rate window: ~3 minutes
 
 Figures: budget (1, and the picture, 6), pipeline (2), throughput (3), memory (4), peer (5),
-shared (7), latency (8, and latency.png), backfill (9). `--quick` numbers are for trying the
-bench out, not for quoting.
+shared (7), latency (8, and latency.png), backfill (9), resume (10), first_state (11),
+tables_memory (12), slow_link (13), eta (14). `--quick` numbers are for trying the bench out,
+not for quoting.
 
 Results are merged: figures not run this time are kept from the previous run of the same mode
 (bench/work/results.json, or results-quick.json for --quick), with the date they were measured.
@@ -27,7 +28,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bench import backfill, budget, latency, memory, peer, pipeline, shared, throughput
+from bench import (
+    backfill,
+    budget,
+    eta,
+    first_state,
+    latency,
+    memory,
+    peer,
+    pipeline,
+    resume,
+    shared,
+    slow_link,
+    tables_memory,
+    throughput,
+)
 from bench.common import BENCH_DIR, WORK_DIR, machine_info
 from bench.plot import budget_png
 
@@ -43,7 +58,20 @@ FIGURES = (
     "shared",
     "latency",
     "backfill",
+    "resume",
+    "first_state",
+    "tables_memory",
+    "slow_link",
+    "eta",
 )
+# Figures whose module writes its own summary row and section (`summary`, `section`).
+MODULES = {
+    "resume": resume,
+    "first_state": first_state,
+    "tables_memory": tables_memory,
+    "slow_link": slow_link,
+    "eta": eta,
+}
 RUNNERS = {
     "budget": budget.run,
     "pipeline": pipeline.run,
@@ -53,6 +81,7 @@ RUNNERS = {
     "shared": shared.run,
     "latency": latency.run,
     "backfill": backfill.run,
+    **{name: module.run for name, module in MODULES.items()},
 }
 # Each figure's numbers in RESULTS.md: its summary rows and its section (6 is budget's picture).
 FIGURE_NUMBERS = {
@@ -64,6 +93,7 @@ FIGURE_NUMBERS = {
     "shared": ("7",),
     "latency": ("8",),
     "backfill": ("9",),
+    **{name: (module.NUMBER,) for name, module in MODULES.items()},
 }
 STORE_NAMES = {"sqlite": "SQLite", "redis": "Redis", "memory": "memory (not shared)"}
 SUMMARY_HEADER = ["#", "figure", "measured", "target", "met"]
@@ -261,11 +291,17 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         value = res.get(name)
         if isinstance(value, dict) and "runs" in value:
             rows.append(summary(value))
+    rows += [m.summary(res[n]) for n, m in MODULES.items() if _measured_figure(res.get(n))]
     for name in FIGURES:
         value = res.get(name)
         if isinstance(value, dict) and "skipped" in value:
             rows.append(("-", name, f"not run: {value['skipped']}", "", "n/a"))
     return rows
+
+
+def _measured_figure(value: Any) -> bool:
+    """Whether a figure's result holds numbers (not a skip or a failure)."""
+    return isinstance(value, dict) and "skipped" not in value
 
 
 def _latency_ok(lat: dict[str, Any]) -> bool:
@@ -801,6 +837,12 @@ def write_results(
         value = res.get(name)
         if isinstance(value, dict) and "runs" in value:
             lines += section(value)
+    lines += [
+        line
+        for n, m in MODULES.items()
+        if _measured_figure(res.get(n))
+        for line in m.section(res[n])
+    ]
     lines[details:] = _merged_sections(lines[details:], kept)
     failures = {
         k: v["traceback"] for k, v in res.items() if isinstance(v, dict) and "traceback" in v
