@@ -247,6 +247,8 @@ def test_a_sigtermed_run_is_continued_with_only_its_unfinished_requests(
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     in_flight = sum(1 for e in sandbox.requests if e.kind == "rows" and e.t <= stopped_at < e.t_end)
+    # The progress lines (one per 2-s window here) reach Meltano's log.
+    assert "Progress: " in (tmp_path / "stopped.log").read_text()
     state = state_of(f"dev:tap-maptable-to-target-duckdb:{suffix}", env)["singer_state"]
     assert state["run"]["complete"] is False
     done = 0
