@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tap_maptable.reading.schedule import Claim, Window, may_send
+from tap_maptable.reading.schedule import Claim, Window, claim, may_send
 from tests.hardening.support import record_key, truth
 from tests.helpers import VENV_BIN, discover, run_cli, set_replication, tap_config
 
@@ -335,6 +335,26 @@ def test_on_a_slow_link_later_tables_fill_what_latency_leaves_idle() -> None:
     assert may_send([Claim(remaining=None)] * 3, fresh, latency_s=4.0)
     # Four earlier tables at one ask per 4 s, 16 per window each: no room for a fifth.
     assert not may_send([Claim(remaining=None)] * 4, fresh, latency_s=4.0)
+
+
+def test_a_table_of_unknown_size_is_counted_on_like_the_largest_known_but_the_first() -> None:
+    # No size known: the table being written may ask for the whole window, a later one for its
+    # next request.
+    assert claim(None, 3, first=True, largest=None) == Claim(remaining=None)
+    assert claim(None, 0, first=False, largest=None) == Claim(remaining=1)
+    # Once a table was read whole (5 segments): like it, less what it fetched...
+    assert claim(None, 3, first=True, largest=5) == Claim(remaining=2)
+    assert claim(None, 3, first=False, largest=5) == Claim(remaining=2)
+    # ...at least its next request.
+    assert claim(None, 9, first=False, largest=5) == Claim(remaining=1)
+    # A known size is what it is, first or not.
+    assert claim(7, 3, first=False, largest=50) == Claim(remaining=7)
+    # At 4 s an answer, 60 a minute, 42 slots free: the first table of unknown size keeps 16
+    # asks; seven later tables of 5 segments (4 left) still leave room for an eighth.
+    fresh = _window(42)
+    later = [claim(None, 1, first=False, largest=5)] * 6
+    assert may_send([Claim(remaining=None), *later], fresh, latency_s=4.0)
+    assert not may_send([Claim(remaining=None)] * 3, fresh, latency_s=4.0)
 
 
 def test_on_a_budget_bound_run_the_first_table_is_read_before_the_others(make_sandbox: Any) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from tap_maptable import logs
 from tap_maptable.errors import MapTableAPIError, one_line
 from tap_maptable.progress import WorkLeft
-from tap_maptable.reading.schedule import Claim, Latency, Window, may_send
+from tap_maptable.reading.schedule import Claim, Latency, Window, claim, may_send
 from tap_maptable.reading.segments import (
     ResumeRefusedError,
     SegmentCursor,
@@ -87,6 +87,7 @@ class TableRead:
     planned: bool = False
     restarted: str | None = None  # why the resume point was given up, for the stream to say
     last_size: int = 0
+    from_start: bool = True  # fetched from the first segment: once fetched all, its size
 
     @property
     def finished(self) -> bool:
@@ -219,6 +220,7 @@ class Reader:
         free, frees_in = budget.window_view()
         window = Window(free, frees_in, self._connection.window_s)
         latency = self._latency.estimate_s
+        largest = self._largest_size()
         earlier: list[Claim] = []
         for read in active:
             if not read.in_flight and self._has_room(read):
@@ -226,8 +228,20 @@ class Reader:
                 if not planned or may_send(earlier, window, latency):
                     return read
             if read.rank != _UNPLANNED:
-                earlier.append(Claim(read.remaining()))
+                fetched = read.fetched + (1 if read.in_flight else 0)
+                first = not earlier
+                earlier.append(claim(read.remaining(), fetched, first=first, largest=largest))
         return None
+
+    def _largest_size(self) -> int | None:
+        """Segments of the largest table whose size is known: from STATE, or read whole now."""
+        sizes = [r.expected_segments for r in self._reads.values() if r.expected_segments]
+        sizes += [
+            r.fetched
+            for r in self._reads.values()
+            if r.fetched_all and r.error is None and r.from_start
+        ]
+        return max(sizes, default=None)
 
     def _has_room(self, read: TableRead) -> bool:
         if read.rank == _UNPLANNED:
@@ -294,6 +308,7 @@ class Reader:
         with self._cond:
             read.restarted = why
             read.cursor.restart()
+            read.from_start = True
 
     # -- discovery --------------------------------------------------------------------------------
 
@@ -346,6 +361,7 @@ class Reader:
                     read.cursor = SegmentCursor(plan.table_id, plan.after)
                     read.fetched = 0
                     read.fetched_all = False
+                read.from_start = plan.after is None and not plan.done
                 read.stream, read.rank, read.planned = plan.stream, rank, True
                 read.expected_segments = plan.expected_segments
                 if plan.done:
