@@ -156,10 +156,25 @@ def read_input_files(
     if catalog_text is not None:
         parsed = parse_json_file(catalog_text, "catalog")
         check_catalog(parsed)
-        catalog = io.StringIO(json.dumps(parsed))
+        catalog = _ReadOnce(json.dumps(parsed))
     if state_text is not None:
-        state = io.StringIO(json.dumps(parse_json_file(state_text, "state")))
+        state = _ReadOnce(json.dumps(parse_json_file(state_text, "state")))
     return catalog, state
+
+
+class _ReadOnce(io.StringIO):
+    """Checked JSON text that lets go of its buffer once read whole.
+
+    The SDK reads it once, but its caller's frame keeps the file for the whole run: without
+    this, the catalog's text (about 10 MB at 1,000 tables) stays in memory until the end.
+    """
+
+    def read(self, size: int | None = -1) -> str:
+        """The text; after a whole read the buffer is freed (the file is closed)."""
+        text = super().read(size)
+        if size is None or size < 0:
+            self.close()
+        return text
 
 
 def _read(file: IO[str], what: str) -> str:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 class SingerOutput(MsgSpecWriter):
     """msgspec encoding; records are buffered, every other message flushes."""
 
+    last_state_bytes = 0  # the size of the last STATE line (see checkpoints.py)
+
     def write_message(self, message: Message) -> None:
         """Write one message line to stdout."""
         line = self.format_message(message)
@@ -31,3 +33,5 @@ class SingerOutput(MsgSpecWriter):
             sys.stdout.buffer.write(line)
             if message.type != SingerMessageType.RECORD:
                 sys.stdout.flush()
+        if message.type == SingerMessageType.STATE:
+            self.last_state_bytes = len(line)

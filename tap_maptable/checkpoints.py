@@ -1,0 +1,55 @@
+"""When a STATE goes out: often enough that a stopped run redoes little, rarely enough for a target.
+
+Every STATE holds every table's bookmark (about 1 KB a table: where it continues and which
+column each property carried), so at 1,000 tables each is about 1 MB. Written after every
+segment, at MapTable's pace of a request a second, that is a megabyte a second for the target to
+read and Meltano to store, for hours. So a STATE waits at least a request's worth of budget (at
+most a second) and at least as long as writing its own size at `STATE_BYTES_PER_S` takes: small
+apps still get a STATE per segment; at 1,000 tables one every half minute, which a killed run
+pays with at most that much reading again. The last STATE of a run, and the one written when it
+is stopped, always go out (`force`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# The STATE output a run may produce per second, on average.
+STATE_BYTES_PER_S = 32 * 1024
+
+
+def interval_s(base_s: float, state_bytes: int) -> float:
+    """Seconds between two STATE messages of this size."""
+    return max(base_s, state_bytes / STATE_BYTES_PER_S)
+
+
+class PacedStateWriter:
+    """The SDK's state writer, called at most once per `interval_s` unless forced.
+
+    Skipping a STATE never loses data: a STATE vouches for the records before it, and the next
+    one (at the latest the forced one at the end) holds every bookmark the skipped one had.
+    """
+
+    def __init__(
+        self,
+        writer: Any,
+        base_s: Callable[[], float],
+        last_bytes: Callable[[], int],
+    ) -> None:
+        """`writer`: the SDK's `StateWriter`; `base_s`: a request's worth of budget, at most 1 s."""
+        self._writer = writer
+        self._base_s = base_s
+        self._last_bytes = last_bytes
+        self._last_at = -float("inf")
+
+    def write_state(self, state: Any, *, force: bool = False) -> None:
+        """Write `state` if forced or if the last STATE went out long enough ago."""
+        now = time.monotonic()
+        if not force and now - self._last_at < interval_s(self._base_s(), self._last_bytes()):
+            return
+        self._last_at = now
+        self._writer.write_state(state)
