@@ -7,7 +7,7 @@ read and Meltano to store, for hours. So a STATE waits at least a request's wort
 most a second) and at least as long as writing its own size at `STATE_BYTES_PER_S` takes: small
 apps still get a STATE per segment; at 1,000 tables one every half minute, which a killed run
 pays with at most that much reading again. The last STATE of a run, and the one written when it
-is stopped, always go out (`force`).
+is stopped or fails, always go out (`force`).
 """
 
 from __future__ import annotations
@@ -31,25 +31,29 @@ class PacedStateWriter:
     """The SDK's state writer, called at most once per `interval_s` unless forced.
 
     Skipping a STATE never loses data: a STATE vouches for the records before it, and the next
-    one (at the latest the forced one at the end) holds every bookmark the skipped one had.
+    one (at the latest the forced one when the run ends, is stopped or fails) holds every
+    bookmark the skipped one had.
     """
 
     def __init__(
         self,
         writer: Any,
         base_s: Callable[[], float],
-        last_bytes: Callable[[], int],
+        last_state: Callable[[], tuple[float, int]],
     ) -> None:
-        """`writer`: the SDK's `StateWriter`; `base_s`: a request's worth of budget, at most 1 s."""
+        """`writer`: the SDK's `StateWriter`; `base_s`: a request's worth of budget, at most 1 s.
+
+        `last_state`: when the last STATE line went out (`time.monotonic()`) and its size, as
+        the output saw it, so a STATE the SDK wrote around this writer counts too.
+        """
         self._writer = writer
         self._base_s = base_s
-        self._last_bytes = last_bytes
-        self._last_at = -float("inf")
+        self._last_state = last_state
 
     def write_state(self, state: Any, *, force: bool = False) -> None:
         """Write `state` if forced or if the last STATE went out long enough ago."""
-        now = time.monotonic()
-        if not force and now - self._last_at < interval_s(self._base_s(), self._last_bytes()):
-            return
-        self._last_at = now
+        if not force:
+            last_at, last_bytes = self._last_state()
+            if time.monotonic() - last_at < interval_s(self._base_s(), last_bytes):
+                return
         self._writer.write_state(state)

@@ -9,7 +9,9 @@ covers, and a killed tap loses only records that no emitted STATE vouched for.
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
 class SingerOutput(MsgSpecWriter):
     """msgspec encoding; records are buffered, every other message flushes."""
 
-    last_state_bytes = 0  # the size of the last STATE line (see checkpoints.py)
+    # When the last STATE line went out (time.monotonic()) and its size (see checkpoints.py).
+    last_state_at = -math.inf
+    last_state_bytes = 0
 
     def write_message(self, message: Message) -> None:
         """Write one message line to stdout."""
@@ -34,4 +38,5 @@ class SingerOutput(MsgSpecWriter):
             if message.type != SingerMessageType.RECORD:
                 sys.stdout.flush()
         if message.type == SingerMessageType.STATE:
+            self.last_state_at = time.monotonic()
             self.last_state_bytes = len(line)

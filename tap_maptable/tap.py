@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import math
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -216,6 +218,12 @@ class TapMapTable(Tap):
             # sent, so the next run redoes none of them.
             self.state_writer.write_state(self.state, force=True)
             raise
+        except Exception:
+            # Failed: the same, if the output still takes it (it may be what failed). STATEs
+            # are paced, so the last one written may be many tables old.
+            with contextlib.suppress(Exception):
+                self.state_writer.write_state(self.state, force=True)
+            raise
         finally:
             self._end_reading()
         end_run(self._state_dict)
@@ -274,7 +282,10 @@ class TapMapTable(Tap):
         return PacedStateWriter(
             super().state_writer,
             base_s=lambda: min(CHECKPOINT_INTERVAL_S, budget.spec.window_s / budget.limit),
-            last_bytes=lambda: getattr(output, "last_state_bytes", 0),
+            last_state=lambda: (
+                getattr(output, "last_state_at", -math.inf),
+                getattr(output, "last_state_bytes", 0),
+            ),
         )
 
     def _setup_signal_handlers(self) -> None:

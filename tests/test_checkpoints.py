@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import signal
 from typing import Any
 
 import pytest
 
 from tap_maptable import checkpoints
 from tap_maptable.checkpoints import STATE_BYTES_PER_S, PacedStateWriter, interval_s
-from tests.helpers import is_row_stream, sync, tap_config
+from tap_maptable.stopping import StopRequestedError
+from tap_maptable.table_rows import TableRowsStream
+from tap_maptable.tap import TapMapTable
+from tests.helpers import discover, is_row_stream, sync, tap_config
 
 
 class _Writer:
@@ -29,20 +35,31 @@ def test_a_small_state_waits_a_request_a_big_one_as_long_as_its_size_takes() -> 
 def test_a_state_too_soon_is_skipped_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
     monkeypatch.setattr(checkpoints.time, "monotonic", lambda: now[0])
-    size = [0]
-    inner = _Writer()
-    writer = PacedStateWriter(inner, base_s=lambda: 1.0, last_bytes=lambda: size[0])
+    last = {"at": -float("inf"), "bytes": 0}
+
+    class _Output(_Writer):
+        def write_state(self, state: Any) -> None:
+            super().write_state(state)
+            last["at"] = now[0]
+
+    inner = _Output()
+    writer = PacedStateWriter(
+        inner, base_s=lambda: 1.0, last_state=lambda: (last["at"], last["bytes"])
+    )
     writer.write_state("a")
     now[0] += 0.5
     writer.write_state("b")  # half a second later: skipped
-    writer.write_state("c", force=True)  # the end of a run, or a stop: never skipped
+    writer.write_state("c", force=True)  # the end of a run, a stop, a failure: never skipped
     now[0] += 1.0
     writer.write_state("d")
-    size[0] = 10 * STATE_BYTES_PER_S  # a 10-s STATE: the next waits 10 s
+    last["bytes"] = 10 * STATE_BYTES_PER_S  # a 10-s STATE: the next waits 10 s
     now[0] += 9.0
     writer.write_state("e")
     now[0] += 1.0
     writer.write_state("f")
+    # A STATE written around this writer (the SDK's first) counts as the last one.
+    last["at"], last["bytes"] = now[0], 0
+    writer.write_state("g")
     assert inner.written == ["a", "c", "d", "f"]
 
 
@@ -62,5 +79,42 @@ def test_many_tables_get_a_few_states_and_the_last_holds_every_bookmark(
     last = states[-1]["value"]
     assert set(tables) <= set(last["bookmarks"])
     assert last["run"]["complete"] is True
-    # Every STATE is whole JSON of every bookmark so far (nothing cut to make it smaller).
-    assert all(json.dumps(s["value"]) for s in states)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("not a table's error"), StopRequestedError(signal.SIGTERM)],
+    ids=["failure", "SIGTERM"],
+)
+def test_a_run_that_fails_or_is_stopped_ends_with_a_state_of_every_table_it_sent(
+    make_sandbox: Any, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    # 60 tables; the run ends at the 50th (an error that is not one table's, or a stop). The
+    # STATE written at the end names all 49 tables sent, not those of the last paced STATE.
+    sandbox = make_sandbox(
+        workspaces=2, projects_per_workspace=3, tables_per_project=10, rows_per_table=20
+    )
+    config = tap_config(sandbox, requests_per_minute=100_000)
+    catalog = discover(config)
+    started = [0]
+    original = TableRowsStream.get_records
+
+    def get_records(self: TableRowsStream, context: Any) -> Any:
+        started[0] += 1
+        if started[0] == 50:
+            raise error
+        yield from original(self, context)
+
+    monkeypatch.setattr(TableRowsStream, "get_records", get_records)
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    with contextlib.redirect_stdout(buffer), pytest.raises(type(error)):
+        TapMapTable(config=config, catalog=catalog).sync_all()
+    buffer.flush()
+    messages = [json.loads(line) for line in buffer.buffer.getvalue().decode().splitlines()]
+    sent = {m["stream"] for m in messages if m["type"] == "RECORD" and is_row_stream(m["stream"])}
+    assert len(sent) == 49
+    last = next(m for m in reversed(messages) if m["type"] == "STATE")["value"]
+    assert messages[-1]["type"] == "STATE"
+    done = {stream for stream, mark in last["bookmarks"].items() if mark.get("read_in_run")}
+    assert sent <= done, sorted(sent - done)
+    assert last["run"]["complete"] is False

@@ -342,15 +342,16 @@ def test_a_table_of_unknown_size_is_counted_on_like_the_largest_known_but_the_fi
     # next request.
     assert claim(None, 3, first=True, largest=None) == Claim(remaining=None)
     assert claim(None, 0, first=False, largest=None) == Claim(remaining=1)
-    # Once a table was read whole (5 segments): like it, less what it fetched...
-    assert claim(None, 3, first=True, largest=5) == Claim(remaining=2)
+    # Once a table was read whole (5 segments), a later one is counted on like it, less what
+    # it fetched; the table being written still for the whole window (it may be larger)...
+    assert claim(None, 3, first=True, largest=5) == Claim(remaining=None)
     assert claim(None, 3, first=False, largest=5) == Claim(remaining=2)
     # ...at least its next request.
     assert claim(None, 9, first=False, largest=5) == Claim(remaining=1)
     # A known size is what it is, first or not.
     assert claim(7, 3, first=False, largest=50) == Claim(remaining=7)
     # At 4 s an answer, 60 a minute, 42 slots free: the first table of unknown size keeps 16
-    # asks; seven later tables of 5 segments (4 left) still leave room for an eighth.
+    # asks; six later tables of 5 segments (4 left) still leave room for one more.
     fresh = _window(42)
     later = [claim(None, 1, first=False, largest=5)] * 6
     assert may_send([Claim(remaining=None), *later], fresh, latency_s=4.0)
@@ -376,6 +377,38 @@ def test_on_a_budget_bound_run_the_first_table_is_read_before_the_others(make_sa
     first_path = f"/open/api/v1/tablenodes/{first_table.removeprefix('table_')}/partial/"
     positions = [i for i, path in enumerate(order) if path == first_path]
     assert positions == list(range(SEGMENTS)), positions
+
+
+def test_after_a_small_table_the_next_one_still_gets_every_slot_it_can_use(
+    make_sandbox: Any,
+) -> None:
+    # The first table written has 1 segment, the others 12: once it is read, the table being
+    # written is of unknown size again and must not be counted on like the small one, or later
+    # tables take its slots and its STATE comes at the end of the run.
+    from tests.helpers import sync  # noqa: PLC0415
+
+    probe = _sandbox(make_sandbox, rate_limit=0)
+    config = _config(probe, requests_per_minute=6000)
+    order = _tables_in_writing_order(sync(config, catalog=discover(config)))
+    sandbox = _sandbox(make_sandbox, table_rows={order[0]: ROWS})
+    config = _config(sandbox)
+    catalog = discover(config)
+    sandbox.reset_log()
+    sync(config, catalog=catalog)
+    tables = [e.path.split("/")[5] for e in sandbox.requests if e.kind == "rows"]
+    second = [i for i, table in enumerate(tables) if table == order[1]]
+    assert tables[0] == order[0]
+    assert second == list(range(1, SEGMENTS + 1)), tables
+    assert not [e for e in sandbox.requests if e.status == 429]
+
+
+def _tables_in_writing_order(run: Any) -> list[str]:
+    order: list[str] = []
+    for message in run.messages:
+        stream = message.get("stream", "")
+        if message["type"] == "RECORD" and stream.startswith("table_t") and stream not in order:
+            order.append(stream)
+    return [stream.removeprefix("table_") for stream in order]
 
 
 def test_a_run_stopped_long_ago_is_not_continued(make_sandbox: Any, tmp_path: Path) -> None:

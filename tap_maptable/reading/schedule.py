@@ -47,19 +47,19 @@ class Window:
 def claim(remaining: int | None, fetched: int, *, first: bool, largest: int | None) -> Claim:
     """How many requests an earlier table is counted on to ask for.
 
-    Its size known (from the previous run's STATE): what it has left. Unknown: what the largest
-    table whose size is known (`largest`, read whole in this run or named by the STATE) would
-    have left after the segments this one fetched, at least its next request. With no size
-    known at all, the table being written may ask for any number (its STATE is the one the run
-    waits for), a later one for its next request. Guarding every table of unknown size against
-    a table of any size left most of a slow link's budget idle (bench figure 8): four such
-    tables claim a whole window at one answer per 4 s.
+    Its size known (from the previous run's STATE): what it has left. Unknown, the table being
+    written: any number, since its STATE is the one the run waits for and it may be larger than
+    every table before it. Unknown, a later table: what the largest table whose size is known
+    (`largest`: read whole in this run, or named by the STATE) would have left after the segments
+    this one fetched, at least its next request; with no size known, its next request.
+    Guarding every table of unknown size against a table of any size left most of a slow link's
+    budget idle (bench figure 8): four such tables claim a whole window at one answer per 4 s.
     """
     if remaining is not None:
         return Claim(remaining)
-    if largest is None:
-        return Claim(None if first else 1)
-    return Claim(max(1, largest - fetched))
+    if first:
+        return Claim(None)
+    return Claim(max(1, (largest or 0) - fetched))
 
 
 def may_send(claims: list[Claim], window: Window, latency_s: float | None) -> bool:
