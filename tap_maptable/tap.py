@@ -314,6 +314,7 @@ class TapMapTable(Tap):
             hold=Hold(memory, parse=lambda body: as_segment(parse_detail(body))),
             latency=self.connection.latency,
             keep_first=not self._discovery_only,
+            on_wait=self.state_writer.write_held_back,
         )
 
     @cached_property

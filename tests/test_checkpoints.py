@@ -63,6 +63,30 @@ def test_a_state_too_soon_is_skipped_unless_forced(monkeypatch: pytest.MonkeyPat
     assert inner.written == ["a", "c", "d", "f"]
 
 
+def test_a_state_held_back_goes_out_when_due_while_the_writer_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(checkpoints.time, "monotonic", lambda: now[0])
+    last = {"at": -float("inf")}
+
+    class _Output(_Writer):
+        def write_state(self, state: Any) -> None:
+            super().write_state(state)
+            last["at"] = now[0]
+
+    inner = _Output()
+    writer = PacedStateWriter(inner, base_s=lambda: 1.0, last_state=lambda: (last["at"], 0))
+    writer.write_state("a")
+    now[0] += 0.2
+    writer.write_state("b")  # a table's last STATE, too soon: held back
+    writer.write_held_back()  # the writer waits for the next table, still too soon
+    now[0] += 0.8
+    writer.write_held_back()  # due now: it goes out without waiting for the next segment
+    writer.write_held_back()  # once
+    assert inner.written == ["a", "b"]
+
+
 def test_many_tables_get_a_few_states_and_the_last_holds_every_bookmark(
     make_sandbox: Any,
 ) -> None:

@@ -104,7 +104,7 @@ class TableRead:
 class Reader:
     """Every table read of one run, from the workers that fetch to the thread that writes."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - all but the connection are keyword-only options
         self,
         connection: MapTableConnection,
         *,
@@ -112,17 +112,21 @@ class Reader:
         hold: Hold,
         latency: Latency,
         keep_first: bool = True,
+        on_wait: Callable[[], None] = lambda: None,
     ) -> None:
         """Up to `workers` requests at once (1: every request in the main thread).
 
         `keep_first`: keep discovery's first segments for a sync in this process (not for a
-        discovery alone, which only needs their columns).
+        discovery alone, which only needs their columns). `on_wait`: called in the writing
+        thread, between two messages, each time it has waited a while for a segment (the tap
+        writes a STATE it held back).
         """
         self._connection = connection
         self._workers = workers
         self._keep_first = keep_first
         self._hold = hold
         self._latency = latency
+        self._on_wait = on_wait
         self._cond = threading.Condition()
         self._reads: dict[str, TableRead] = {}  # by table id
         self._by_stream: dict[str, TableRead] = {}
@@ -421,10 +425,16 @@ class Reader:
     def _next_held(self, read: TableRead) -> Held | None:
         while True:
             with self._cond:
-                while not read.queue and not read.finished and self.parallel:
+                idle = not read.queue and not read.finished and self.parallel
+                if idle:
                     if self._stopped:
                         raise ReaderClosedError(read.stream)
                     self._cond.wait(timeout=_IDLE_WAIT_S)
+            if idle:
+                # Outside the lock: the workers go on while the writer uses its idle time.
+                self._on_wait()
+                continue
+            with self._cond:
                 if read.queue:
                     held = read.queue.popleft()
                     self._cond.notify_all()
