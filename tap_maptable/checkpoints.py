@@ -40,6 +40,7 @@ class PacedStateWriter:
         writer: Any,
         base_s: Callable[[], float],
         last_state: Callable[[], tuple[float, int]],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`writer`: the SDK's `StateWriter`; `base_s`: a request's worth of budget, at most 1 s.
 
@@ -49,6 +50,7 @@ class PacedStateWriter:
         self._writer = writer
         self._base_s = base_s
         self._last_state = last_state
+        self._clock = clock
         self._held_back: Any = None
 
     def write_state(self, state: Any, *, force: bool = False) -> None:
@@ -70,4 +72,4 @@ class PacedStateWriter:
 
     def _due(self) -> bool:
         last_at, last_bytes = self._last_state()
-        return time.monotonic() - last_at >= interval_s(self._base_s(), last_bytes)
+        return self._clock() - last_at >= interval_s(self._base_s(), last_bytes)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tap_maptable import checkpoints
 from tap_maptable.checkpoints import STATE_BYTES_PER_S, PacedStateWriter, interval_s
 from tap_maptable.stopping import StopRequestedError
 from tap_maptable.table_rows import TableRowsStream
@@ -34,8 +33,7 @@ def test_a_small_state_waits_a_request_a_big_one_as_long_as_its_size_takes() -> 
 
 def test_a_state_too_soon_is_skipped_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(checkpoints.time, "monotonic", lambda: now[0])
-    last = {"at": -float("inf"), "bytes": 0}
+    last: dict[str, float] = {"at": -float("inf"), "bytes": 0}
 
     class _Output(_Writer):
         def write_state(self, state: Any) -> None:
@@ -44,7 +42,10 @@ def test_a_state_too_soon_is_skipped_unless_forced(monkeypatch: pytest.MonkeyPat
 
     inner = _Output()
     writer = PacedStateWriter(
-        inner, base_s=lambda: 1.0, last_state=lambda: (last["at"], last["bytes"])
+        inner,
+        base_s=lambda: 1.0,
+        last_state=lambda: (last["at"], int(last["bytes"])),
+        clock=lambda: now[0],
     )
     writer.write_state("a")
     now[0] += 0.5
@@ -67,7 +68,6 @@ def test_a_state_held_back_goes_out_when_due_while_the_writer_waits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [100.0]
-    monkeypatch.setattr(checkpoints.time, "monotonic", lambda: now[0])
     last = {"at": -float("inf")}
 
     class _Output(_Writer):
@@ -76,7 +76,9 @@ def test_a_state_held_back_goes_out_when_due_while_the_writer_waits(
             last["at"] = now[0]
 
     inner = _Output()
-    writer = PacedStateWriter(inner, base_s=lambda: 1.0, last_state=lambda: (last["at"], 0))
+    writer = PacedStateWriter(
+        inner, base_s=lambda: 1.0, last_state=lambda: (last["at"], 0), clock=lambda: now[0]
+    )
     writer.write_state("a")
     now[0] += 0.2
     writer.write_state("b")  # a table's last STATE, too soon: held back
