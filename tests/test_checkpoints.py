@@ -17,12 +17,26 @@ from tap_maptable.tap import TapMapTable
 from tests.helpers import discover, is_row_stream, sync, tap_config
 
 
-class _Writer:
+class _Output:
+    """The SDK's writer and the output under it: what was written, when, and how big."""
+
     def __init__(self) -> None:
+        self.now = 100.0
+        self.last_at = -float("inf")
+        self.last_bytes = 0
         self.written: list[Any] = []
 
     def write_state(self, state: Any) -> None:
         self.written.append(state)
+        self.last_at = self.now
+
+    def paced(self) -> PacedStateWriter:
+        return PacedStateWriter(
+            self,
+            base_s=lambda: 1.0,
+            last_state=lambda: (self.last_at, self.last_bytes),
+            clock=lambda: self.now,
+        )
 
 
 def test_a_small_state_waits_a_request_a_big_one_as_long_as_its_size_takes() -> None:
@@ -31,62 +45,38 @@ def test_a_small_state_waits_a_request_a_big_one_as_long_as_its_size_takes() -> 
     assert interval_s(1.0, 1_000_000) == pytest.approx(1_000_000 / STATE_BYTES_PER_S)
 
 
-def test_a_state_too_soon_is_skipped_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [100.0]
-    last: dict[str, float] = {"at": -float("inf"), "bytes": 0}
-
-    class _Output(_Writer):
-        def write_state(self, state: Any) -> None:
-            super().write_state(state)
-            last["at"] = now[0]
-
-    inner = _Output()
-    writer = PacedStateWriter(
-        inner,
-        base_s=lambda: 1.0,
-        last_state=lambda: (last["at"], int(last["bytes"])),
-        clock=lambda: now[0],
-    )
+def test_a_state_too_soon_is_skipped_unless_forced() -> None:
+    output = _Output()
+    writer = output.paced()
     writer.write_state("a")
-    now[0] += 0.5
+    output.now += 0.5
     writer.write_state("b")  # half a second later: skipped
     writer.write_state("c", force=True)  # the end of a run, a stop, a failure: never skipped
-    now[0] += 1.0
+    output.now += 1.0
     writer.write_state("d")
-    last["bytes"] = 10 * STATE_BYTES_PER_S  # a 10-s STATE: the next waits 10 s
-    now[0] += 9.0
+    output.last_bytes = 10 * STATE_BYTES_PER_S  # a 10-s STATE: the next waits 10 s
+    output.now += 9.0
     writer.write_state("e")
-    now[0] += 1.0
+    output.now += 1.0
     writer.write_state("f")
     # A STATE written around this writer (the SDK's first) counts as the last one.
-    last["at"], last["bytes"] = now[0], 0
+    output.last_at, output.last_bytes = output.now, 0
+    output.written.append("(the SDK's)")
     writer.write_state("g")
-    assert inner.written == ["a", "c", "d", "f"]
+    assert output.written == ["a", "c", "d", "f", "(the SDK's)"]
 
 
-def test_a_state_held_back_goes_out_when_due_while_the_writer_waits(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    now = [100.0]
-    last = {"at": -float("inf")}
-
-    class _Output(_Writer):
-        def write_state(self, state: Any) -> None:
-            super().write_state(state)
-            last["at"] = now[0]
-
-    inner = _Output()
-    writer = PacedStateWriter(
-        inner, base_s=lambda: 1.0, last_state=lambda: (last["at"], 0), clock=lambda: now[0]
-    )
+def test_a_state_held_back_goes_out_when_due_while_the_writer_waits() -> None:
+    output = _Output()
+    writer = output.paced()
     writer.write_state("a")
-    now[0] += 0.2
+    output.now += 0.2
     writer.write_state("b")  # a table's last STATE, too soon: held back
     writer.write_held_back()  # the writer waits for the next table, still too soon
-    now[0] += 0.8
+    output.now += 0.8
     writer.write_held_back()  # due now: it goes out without waiting for the next segment
     writer.write_held_back()  # once
-    assert inner.written == ["a", "b"]
+    assert output.written == ["a", "b"]
 
 
 def test_many_tables_get_a_few_states_and_the_last_holds_every_bookmark(

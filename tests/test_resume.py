@@ -50,6 +50,18 @@ def _config(sandbox: Any, **extra: Any) -> dict[str, Any]:
     return tap_config(sandbox, **{**settings, **extra})
 
 
+def _run_with(
+    config: dict[str, Any], catalog: dict[str, Any], state: dict[str, Any], tmp_path: Path
+) -> Any:
+    """`tap-maptable --catalog ... --state ...` with these as files in `tmp_path`."""
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    return run_cli(
+        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
+        config,
+    )
+
+
 def _files(tmp_path: Path, sandbox: Any, config: dict[str, Any]) -> list[str]:
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text(json.dumps(discover(config)))
@@ -204,12 +216,7 @@ def test_a_resume_point_maptable_refuses_reads_the_table_again_with_one_warning(
     catalog = discover(config)
     state, stream, after = _mid_table_state(sandbox, config, segments=5)
     sandbox.data.delete_row(sandbox.data.tables()[0].table_id, after)  # the resume row is gone
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    (tmp_path / "state.json").write_text(json.dumps(state))
-    run = run_cli(
-        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
-        config,
-    )
+    run = _run_with(config, catalog, state, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     warnings = [line for line in run.stderr.splitlines() if "would not continue after row" in line]
     assert len(warnings) == 1, run.stderr[-2000:]
@@ -231,12 +238,7 @@ def test_a_server_ignoring_the_resume_point_reads_the_table_again(
     catalog = discover(config)
     state, stream, _ = _mid_table_state(sandbox, config, segments=1)
     sandbox.set_faults(FaultPlan(segment_loop="ignore"))
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    (tmp_path / "state.json").write_text(json.dumps(state))
-    run = run_cli(
-        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
-        config,
-    )
+    run = _run_with(config, catalog, state, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "would not continue after row" in run.stderr
     table = sandbox.data.tables()[0].table_id
@@ -443,12 +445,7 @@ def test_a_full_table_read_started_again_is_a_new_version(
     state["bookmarks"][stream]["resume"] |= {"version": 1_700_000_000, "full_table": True}
     catalog = set_replication(discover(config), stream, "FULL_TABLE")
     sandbox.data.delete_row(table, after)
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    (tmp_path / "state.json").write_text(json.dumps(state))
-    run = run_cli(
-        ["--catalog", str(tmp_path / "catalog.json"), "--state", str(tmp_path / "state.json")],
-        config,
-    )
+    run = _run_with(config, catalog, state, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "would not continue after row" in run.stderr
     (version,) = [m["version"] for m in run.of_type("ACTIVATE_VERSION") if m["stream"] == stream]

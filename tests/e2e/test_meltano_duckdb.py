@@ -149,8 +149,9 @@ def test_full_table_run_resends_every_row_and_leaves_deleted_rows_stale(
     assert {r for r in after if after[r] == before[r]} == {gone}, "and only it was not reloaded"
 
 
-def test_killed_run_loses_nothing_when_run_again(meltano_project, make_sandbox, tmp_path):
-    # A strict sandbox (10 requests per 2 s) and a tap paced to match: the run takes seconds.
+def _paced_pipeline(make_sandbox, tmp_path):
+    """A strict sandbox (10 requests per 2 s), a tap paced to match, DuckDB committing every
+    10 rows: a run takes seconds and can be stopped half-way."""
     sandbox = make_sandbox(rate_limit=10, rate_window=2.0, segment_size=10)
     db = tmp_path / "warehouse.duckdb"
     env = meltano_env(
@@ -160,6 +161,12 @@ def test_killed_run_loses_nothing_when_run_again(meltano_project, make_sandbox, 
         TAP_MAPTABLE_REQUESTS_PER_MINUTE="10",
         TAP_MAPTABLE_RATE_LIMIT_WINDOW_SECONDS="2",
     )
+    return sandbox, db, env
+
+
+def test_killed_run_loses_nothing_when_run_again(meltano_project, make_sandbox, tmp_path):
+    # A strict sandbox (10 requests per 2 s) and a tap paced to match: the run takes seconds.
+    sandbox, db, env = _paced_pipeline(make_sandbox, tmp_path)
     suffix = unique("duckdb-kill")
     args = ["run", "--state-id-suffix", suffix, *PIPELINE]
     truth = truth_rows(sandbox)
@@ -222,15 +229,7 @@ def test_a_sigtermed_run_is_continued_with_only_its_unfinished_requests(
     flight at the stop, and one first segment per table for Meltano's discovery (an editable
     install is discovered again on every run).
     """
-    sandbox = make_sandbox(rate_limit=10, rate_window=2.0, segment_size=10)
-    db = tmp_path / "warehouse.duckdb"
-    env = meltano_env(
-        sandbox,
-        TARGET_DUCKDB_PATH=str(db),
-        TARGET_DUCKDB_BATCH_SIZE_ROWS="10",
-        TAP_MAPTABLE_REQUESTS_PER_MINUTE="10",
-        TAP_MAPTABLE_RATE_LIMIT_WINDOW_SECONDS="2",
-    )
+    sandbox, db, env = _paced_pipeline(make_sandbox, tmp_path)
     suffix = unique("duckdb-term")
     args = ["run", "--state-id-suffix", suffix, *PIPELINE]
     truth = truth_rows(sandbox)
