@@ -9,9 +9,7 @@ covers, and a killed tap loses only records that no emitted STATE vouched for.
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from typing import TYPE_CHECKING
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -26,8 +24,8 @@ if TYPE_CHECKING:
 class SingerOutput(MsgSpecWriter):
     """msgspec encoding; records are buffered, every other message flushes."""
 
-    # When the last STATE line went out (time.monotonic()) and its size (see checkpoints.py).
-    last_state_at = -math.inf
+    # The STATE bytes written so far, and the last STATE line's size (see checkpoints.py).
+    state_bytes_written = 0
     last_state_bytes = 0
 
     def write_message(self, message: Message) -> None:
@@ -38,5 +36,5 @@ class SingerOutput(MsgSpecWriter):
             if message.type != SingerMessageType.RECORD:
                 sys.stdout.flush()
         if message.type == SingerMessageType.STATE:
-            self.last_state_at = time.monotonic()
+            self.state_bytes_written += len(line)
             self.last_state_bytes = len(line)

@@ -5,6 +5,12 @@ request in flight (the signal interrupts a socket read or a wait at once) and un
 is writing a Singer message: a message is written whole, and the stop takes effect right after
 it. The command line then flushes what was emitted and exits non-zero with one line; the next run
 resumes from the last STATE the target received.
+
+While tables are being written by a reader with workers, segments already answered wait in
+memory for their turn; dropped, they would be asked for again by the next run. So there the
+stop is drained (`drain`): the signal only notes the stop, the writer sends the segments already
+held, in order, for at most `DRAIN_S`, and the stop takes effect at the first segment not yet
+answered (`stop_if_requested`). No new request is sent meanwhile. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ if TYPE_CHECKING:
     from types import FrameType
 
 _NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C (SIGINT)"}
+# The longest a stop waits for the writer to send the segments already answered.
+DRAIN_S = 5.0
 
 
 class StopRequestedError(BaseException):
@@ -41,6 +49,8 @@ class _Guard:
     def __init__(self) -> None:
         self.writing = 0
         self.deferred: int | None = None
+        self.drain = False  # a stop now is only noted (`requested`), for the writer to drain
+        self.requested: int | None = None
 
 
 _GUARD = _Guard()
@@ -54,10 +64,37 @@ def install() -> None:
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if _GUARD.drain and _GUARD.requested is None:
+        _GUARD.requested = signum
+        return
     if _GUARD.writing:
         _GUARD.deferred = signum
         return
     raise StopRequestedError(signum)
+
+
+def drain(*, on: bool) -> None:
+    """Let a stop drain the segments held (on), or stop at once again (off)."""
+    _GUARD.drain = on
+
+
+def take_requested() -> int | None:
+    """The stop noted while draining that never took effect (the run ended first), forgotten."""
+    signum, _GUARD.requested = _GUARD.requested, None
+    _GUARD.drain = False
+    return signum
+
+
+def requested() -> int | None:
+    """The signal of a stop noted while draining, not yet taken effect."""
+    return _GUARD.requested
+
+
+def stop_if_requested() -> None:
+    """Take a stop noted while draining into effect: raise it here."""
+    signum = take_requested()
+    if signum is not None:
+        raise StopRequestedError(signum)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -61,10 +60,6 @@ def utc_text(epoch_s: float) -> str:
 
 
 MIB = 1024 * 1024
-# A table stream writes a STATE after each segment it sent, at most this often (and at most
-# once per request the budget allows).
-CHECKPOINT_INTERVAL_S = 1.0
-
 # What makes discovery skip one table (with a WARNING) rather than fail: see TABLE_ERRORS.
 DISCOVERY_SKIPS: tuple[type[Exception], ...] = (UnmappableColumnsError, *TABLE_ERRORS)
 
@@ -226,9 +221,13 @@ class TapMapTable(Tap):
             raise
         finally:
             self._end_reading()
+            # A stop noted while draining that never took effect: every table was written.
+            stop = stopping.take_requested()
         end_run(self._state_dict)
         self.state_writer.write_state(self.state, force=True)
         LOGGER.info("%s", self.progress.summary())
+        if stop is not None:
+            raise StopRequestedError(stop)
         if self._skipped:
             raise TablesSkippedError(self._skipped)
 
@@ -261,12 +260,12 @@ class TapMapTable(Tap):
         self._skipped.append((stream_name, reason))
 
     def checkpoint(self) -> None:
-        """Write a STATE now, unless one went out too recently (see `checkpoints.py`).
+        """Write a STATE now, unless STATE output is over its pace (see `checkpoints.py`).
 
-        Table streams call it after each segment they sent. At MapTable's pace (a request a
-        second) and a small app that is a STATE per segment, so a killed run's next run redoes
-        at most the requests that were in flight; faster, or with many tables, less often,
-        because every STATE holds every table's bookmark.
+        Table streams call it after each segment they sent. For an app of up to about a hundred
+        tables that is a STATE per segment, so a killed run's next run redoes at most the
+        requests that were in flight; with more tables less often, because every STATE holds
+        every table's bookmark.
         """
         self.state_writer.write_state(self.state)
 
@@ -278,12 +277,10 @@ class TapMapTable(Tap):
         stream is paced like ours: at 1,000 tables, a STATE per table is a gigabyte of STATE.
         """
         output = self.message_writer
-        budget = self.connection.budget
         return PacedStateWriter(
             super().state_writer,
-            base_s=lambda: min(CHECKPOINT_INTERVAL_S, budget.spec.window_s / budget.limit),
-            last_state=lambda: (
-                getattr(output, "last_state_at", -math.inf),
+            state_output=lambda: (
+                getattr(output, "state_bytes_written", 0),
                 getattr(output, "last_state_bytes", 0),
             ),
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tap_maptable.checkpoints import STATE_BYTES_PER_S, PacedStateWriter, interval_s
+from tap_maptable.checkpoints import STATE_BURST_BYTES, STATE_BYTES_PER_S, PacedStateWriter
 from tap_maptable.stopping import StopRequestedError
 from tap_maptable.table_rows import TableRowsStream
 from tap_maptable.tap import TapMapTable
@@ -22,58 +22,75 @@ class _Output:
 
     def __init__(self) -> None:
         self.now = 100.0
-        self.last_at = -float("inf")
+        self.total = 0
         self.last_bytes = 0
         self.written: list[Any] = []
 
     def write_state(self, state: Any) -> None:
         self.written.append(state)
-        self.last_at = self.now
+        self.total += self.last_bytes
 
     def paced(self) -> PacedStateWriter:
         return PacedStateWriter(
             self,
-            base_s=lambda: 1.0,
-            last_state=lambda: (self.last_at, self.last_bytes),
+            state_output=lambda: (self.total, self.last_bytes),
             clock=lambda: self.now,
         )
 
 
-def test_a_small_state_waits_a_request_a_big_one_as_long_as_its_size_takes() -> None:
-    assert interval_s(1.0, 2_000) == 1.0
-    assert interval_s(0.05, 0) == 0.05
-    assert interval_s(1.0, 1_000_000) == pytest.approx(1_000_000 / STATE_BYTES_PER_S)
-
-
-def test_a_state_too_soon_is_skipped_unless_forced() -> None:
+def test_small_states_go_out_after_every_segment_even_in_a_burst() -> None:
+    # The budget frees slots in bursts: five segments answered within a tenth of a second
+    # each get their STATE while STATE is small (a killed run redoes none of them).
     output = _Output()
     writer = output.paced()
+    output.last_bytes = 4_000
+    for n in range(5):
+        writer.write_state(n)
+        output.now += 0.02
+    assert output.written == [0, 1, 2, 3, 4]
+
+
+def test_a_state_is_skipped_when_state_output_is_over_its_pace_unless_forced() -> None:
+    output = _Output()
+    writer = output.paced()
+    output.last_bytes = STATE_BURST_BYTES // 2
+    writer.write_state("a")  # the bucket was full: half of it left
+    writer.write_state("b")  # the other half
+    writer.write_state("c")  # empty: skipped
+    writer.write_state("d", force=True)  # the end of a run, a stop, a failure: never skipped
+    output.now += (STATE_BURST_BYTES // 2) / STATE_BYTES_PER_S * 0.9
+    writer.write_state("e")  # not refilled enough yet (and "d" is still a debt)
+    output.now += (STATE_BURST_BYTES // 2) / STATE_BYTES_PER_S * 1.2
+    writer.write_state("f")
+    assert output.written == ["a", "b", "d", "f"]
+
+
+def test_a_state_larger_than_the_burst_waits_as_long_as_its_size_takes() -> None:
+    output = _Output()
+    writer = output.paced()
+    output.last_bytes = 10 * STATE_BYTES_PER_S  # a 10-s STATE (1,000 tables: about 1 MB)
     writer.write_state("a")
-    output.now += 0.5
-    writer.write_state("b")  # half a second later: skipped
-    writer.write_state("c", force=True)  # the end of a run, a stop, a failure: never skipped
+    output.now += 9.0
+    writer.write_state("b")  # still in debt
+    output.now += 5.0  # debt paid and the bucket full again
+    writer.write_state("c")
+    # A STATE written around this writer (the SDK's first) is paid for too.
+    output.total += output.last_bytes
+    output.written.append("(the SDK's)")
     output.now += 1.0
     writer.write_state("d")
-    output.last_bytes = 10 * STATE_BYTES_PER_S  # a 10-s STATE: the next waits 10 s
-    output.now += 9.0
-    writer.write_state("e")
-    output.now += 1.0
-    writer.write_state("f")
-    # A STATE written around this writer (the SDK's first) counts as the last one.
-    output.last_at, output.last_bytes = output.now, 0
-    output.written.append("(the SDK's)")
-    writer.write_state("g")
-    assert output.written == ["a", "c", "d", "f", "(the SDK's)"]
+    assert output.written == ["a", "c", "(the SDK's)"]
 
 
 def test_a_state_held_back_goes_out_when_due_while_the_writer_waits() -> None:
     output = _Output()
     writer = output.paced()
-    writer.write_state("a")
+    output.last_bytes = STATE_BURST_BYTES
+    writer.write_state("a")  # the whole bucket
     output.now += 0.2
     writer.write_state("b")  # a table's last STATE, too soon: held back
     writer.write_held_back()  # the writer waits for the next table, still too soon
-    output.now += 0.8
+    output.now += STATE_BURST_BYTES / STATE_BYTES_PER_S
     writer.write_held_back()  # due now: it goes out without waiting for the next segment
     writer.write_held_back()  # once
     assert output.written == ["a", "b"]

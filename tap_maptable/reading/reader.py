@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tap_maptable import logs
+from tap_maptable import logs, stopping
 from tap_maptable.errors import MapTableAPIError, one_line
 from tap_maptable.progress import WorkLeft
 from tap_maptable.reading.schedule import Claim, Latency, Window, claim, may_send
@@ -134,6 +135,7 @@ class Reader:
         self._threads: list[threading.Thread] = []
         self._stopped = False
         self._current_stream: str | None = None
+        self._drain_until: float | None = None  # a stop is draining the held segments
 
     # -- the worker pool ------------------------------------------------------------------------
 
@@ -168,6 +170,7 @@ class Reader:
                 return
             self._stopped = True
             self._cond.notify_all()
+        stopping.drain(on=False)
         logs.quiet_threads(self._threads)
         self._hold.close()
 
@@ -202,7 +205,8 @@ class Reader:
 
     def _next_task(self) -> _Call | TableRead | None:
         with self._cond:
-            while not self._stopped:
+            # A stop being drained sends no new request.
+            while not self._stopped and stopping.requested() is None:
                 if self._calls:
                     return self._calls.popleft()
                 read = self._choose()
@@ -410,6 +414,8 @@ class Reader:
         with self._cond:
             self._current_stream = read.stream
             self._cond.notify_all()
+        if self.parallel:
+            stopping.drain(on=True)  # segments answered ahead are written before a stop
         finished = False
         try:
             while True:
@@ -424,6 +430,8 @@ class Reader:
 
     def _next_held(self, read: TableRead) -> Held | None:
         while True:
+            if stopping.requested() is not None:
+                return self._drained(read)
             with self._cond:
                 idle = not read.queue and not read.finished and self.parallel
                 if idle:
@@ -448,6 +456,30 @@ class Reader:
                 if self._stopped:
                     raise ReaderClosedError(read.stream)
             self._fetch(read)  # one request at a time: the main thread fetches
+
+    def _drained(self, read: TableRead) -> Held | None:
+        """While a stop drains: the read's next segment already answered, None at its end.
+
+        At the first segment not yet answered (or once `stopping.DRAIN_S` is over) the stop
+        takes effect: `StopRequestedError` is raised here, between two segments, and the tap
+        writes its STATE.
+        """
+        now = time.monotonic()
+        if self._drain_until is None:
+            self._drain_until = now + stopping.DRAIN_S
+            LOGGER.info(
+                "Stopping: writing the segments already answered first (a second signal "
+                "stops at once)."
+            )
+        with self._cond:
+            if read.queue and now < self._drain_until:
+                held = read.queue.popleft()
+                self._cond.notify_all()
+                return held
+            if read.fetched_all and not read.queue and read.error is None:
+                return None
+        stopping.stop_if_requested()
+        raise ReaderClosedError(read.stream)  # the stop was taken by another thread meanwhile
 
     def _abandon(self, read: TableRead) -> None:
         with self._cond:

@@ -15,6 +15,8 @@ reads still queued.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import signal
 import subprocess
@@ -26,8 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tap_maptable import stopping
+from tap_maptable.reading.reader import QUEUE_DEPTH
+from tap_maptable.stopping import StopRequestedError
+from tap_maptable.table_rows import TableRowsStream
+from tap_maptable.tap import TapMapTable
 from tests.hardening.support import ERROR_PREFIX, assert_no_tokens, record_key, truth
-from tests.helpers import VENV_BIN, discover, tap_config
+from tests.helpers import VENV_BIN, discover, is_row_stream, tap_config
 
 if TYPE_CHECKING:
     from maptable_sandbox import Sandbox
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 # 10 a second), so that a run lasts about two seconds and a signal lands while it works.
 LIMIT, WINDOW = 5, 0.3
 EXIT_BOUND_S = 5.0
+STOP_AT_SEGMENT = 3
 STOP_LINE = {
     signal.SIGTERM: "stopped by SIGTERM; the next run resumes from the last STATE emitted",
     signal.SIGINT: "stopped by Ctrl-C (SIGINT); the next run resumes from the last STATE emitted",
@@ -219,3 +227,56 @@ def test_a_stop_during_discovery_does_not_wait_for_the_queued_reads(make_sandbox
         f"{sent_after} first-segment reads were sent after SIGTERM ({total} of 40 in all)"
     )
     assert seconds < 3, f"{seconds:.1f} s from SIGTERM to the exit"
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["one signal", "a second signal"])
+def test_a_stop_first_writes_the_segments_already_answered(
+    make_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch, signals: int
+) -> None:
+    # A busy writer: the table's next segments are answered and waiting when SIGTERM comes.
+    # Dropped, the next run would ask for them again; so they are written first, with their
+    # STATE, and the stop takes effect at the first segment not yet answered. A second signal
+    # stops at once.
+    sandbox = make_sandbox(
+        workspaces=1,
+        projects_per_workspace=1,
+        tables_per_project=1,
+        rows_per_table=120,
+        segment_size=10,
+    )
+    config = tap_config(sandbox, requests_per_minute=100_000, max_parallel_requests=4)
+    tap = TapMapTable(config=config, catalog=discover(config))
+    original = TableRowsStream._checkpoint
+    waiting: list[int] = []
+
+    def checkpoint(self: TableRowsStream, detail: dict[str, Any], segments: int) -> None:
+        original(self, detail, segments)
+        if segments == STOP_AT_SEGMENT:
+            read = tap.reader.read_of(self.name)
+            assert read is not None
+            deadline = time.monotonic() + 10
+            while len(read.queue) < QUEUE_DEPTH and time.monotonic() < deadline:
+                time.sleep(0.01)
+            waiting.append(len(read.queue))
+            for _ in range(signals):
+                signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(TableRowsStream, "_checkpoint", checkpoint)
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    with contextlib.redirect_stdout(buffer), pytest.raises(StopRequestedError):
+        tap.sync_all()
+    buffer.flush()
+    messages = [json.loads(line) for line in buffer.buffer.getvalue().decode().splitlines()]
+    assert waiting == [QUEUE_DEPTH]
+    stream = next(
+        m["stream"] for m in messages if m["type"] == "RECORD" and is_row_stream(m["stream"])
+    )
+    rows = sum(m["type"] == "RECORD" and m["stream"] == stream for m in messages)
+    assert messages[-1]["type"] == "STATE"
+    vouched = messages[-1]["value"]["bookmarks"][stream]["resume"]["segments"]
+    assert rows == vouched * 10
+    if signals == 1:
+        assert vouched >= STOP_AT_SEGMENT + QUEUE_DEPTH
+    else:
+        assert vouched == STOP_AT_SEGMENT
+    assert stopping.requested() is None
