@@ -10,7 +10,8 @@ While tables are being written by a reader with workers, segments already answer
 memory for their turn; dropped, they would be asked for again by the next run. So there the
 stop is drained (`drain`): the signal only notes the stop, the writer sends the segments already
 held, in order, for at most `DRAIN_S`, and the stop takes effect at the first segment not yet
-answered (`stop_if_requested`). No new request is sent meanwhile. A second signal stops at once.
+answered (`stop_if_requested`). No worker starts a new request meanwhile. A second signal
+stops at once.
 """
 
 from __future__ import annotations

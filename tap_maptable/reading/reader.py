@@ -205,7 +205,7 @@ class Reader:
 
     def _next_task(self) -> _Call | TableRead | None:
         with self._cond:
-            # A stop being drained sends no new request.
+            # A stop being drained starts no new request.
             while not self._stopped and stopping.requested() is None:
                 if self._calls:
                     return self._calls.popleft()
