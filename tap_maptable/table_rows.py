@@ -336,6 +336,15 @@ class TableRowsStream(MapTableStream):
             self.stream_state[sent.STATE_KEY] = sent.to_state(self._sent)
         self.stream_state[SIZE_KEY] = max(1, segments)
         self._tap.progress.table_done()
+        self._release()
+
+    def _release(self) -> None:
+        """Forget the read's column mapping once the table is done (a next read maps anew).
+
+        A run holds every table's stream to its end: at 1,000 tables the mappings of tables
+        already sent would otherwise grow the run's memory table by table.
+        """
+        self._columns, self._missing, self._sent = None, (), None
 
     def _skip(self, exc: Exception) -> None:
         """Leave this table where its last segment sent left it, and say why, once."""
@@ -343,6 +352,7 @@ class TableRowsStream(MapTableStream):
         reason = one_line(str(exc))
         self._tap.table_skipped(self.name, reason)
         self._tap.progress.table_done(skipped=True)
+        self._release()
         self.logger.warning(
             "Skipping %s: %s. Its rows read so far were sent; its bookmark is unchanged, "
             "so the next run reads it again.",

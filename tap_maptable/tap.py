@@ -40,6 +40,7 @@ from tap_maptable.progress import Pace, Progress
 from tap_maptable.reading import Hold, Reader, TableRead
 from tap_maptable.reading.resume import RUN_KEY, begin_run, end_run, run_to_continue
 from tap_maptable.reading.segments import as_segment
+from tap_maptable.sharing import intern_strings, share_schemas
 from tap_maptable.settings import (
     DEFAULT_PARALLEL_REQUESTS,
     DEFAULT_RESUME_WITHIN_HOURS,
@@ -143,6 +144,9 @@ class TapMapTable(Tap):
         catalog = kwargs.get("catalog")
         if isinstance(catalog, dict):
             check_catalog(catalog)
+            # The SDK's catalog objects keep the parsed strings: one object per repeated value
+            # (`"null"`, a property name in each breadcrumb) is megabytes at 1,000 tables.
+            intern_strings(catalog)
         state = kwargs.get("state")
         if isinstance(state, dict):
             kwargs["state"] = normalise_state(state)
@@ -357,6 +361,7 @@ class TapMapTable(Tap):
         if self._planned_reader is self.reader:
             return
         self._planned_reader = self.reader
+        self._share_schemas()
         tables = [s for s in self.streams.values() if isinstance(s, TableRowsStream) and s.selected]
         unreadable = [
             s
@@ -386,6 +391,22 @@ class TapMapTable(Tap):
         self._progress.start()
         for table in unreadable:
             table.report_unreadable()
+
+    def _share_schemas(self) -> None:
+        """Drop what the streams no longer need once built: equal schema copies, the catalog.
+
+        Once per sync, before the first record: the streams and the stream maps exist by then
+        in both ways of running (with a catalog, and discovering in the same process).
+        """
+        shared = share_schemas(self.streams.values(), self.mapper)
+        LOGGER.debug("%d schema copies shared with their streams", shared)
+        if self.input_catalog is None:
+            # Without an input catalog the SDK's working catalog is a copy of every stream's
+            # schema (as `Schema` objects), built to register the stream maps and for
+            # `--discover`'s output; a sync reads neither again. The SDK keeps it in a private
+            # attribute with no public way to release it; `Tap.catalog` builds it again, equal,
+            # if anything asks for it later.
+            self._catalog = None
 
     def _run_to_continue(self) -> str | None:
         """The stopped run this one continues, if the STATE has one recent enough."""
