@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from singer_sdk.mapper import PluginMapper
+    from singer_sdk.mapper import PluginMapper, StreamMap
     from singer_sdk.streams import Stream
 
 
@@ -35,19 +35,39 @@ def intern_strings(value: Any, memo: dict[str, str] | None = None) -> Any:
     stack = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
-            for key, item in node.items():
-                if isinstance(item, str):
-                    node[key] = memo.setdefault(item, item)
-                elif isinstance(item, (dict, list)):
-                    stack.append(item)
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                if isinstance(item, str):
-                    node[index] = memo.setdefault(item, item)
-                elif isinstance(item, (dict, list)):
-                    stack.append(item)
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in items:
+            if isinstance(item, str):
+                node[key] = memo.setdefault(item, item)
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
     return value
+
+
+def share_map_schemas(stream_maps: Iterable[StreamMap], schema: dict[str, Any] | None) -> int:
+    """Make a stream's maps keep one schema, the stream's own when equal; how many were copies.
+
+    `raw_schema` and `transformed_schema` are public attributes of the SDK's `StreamMap`; for
+    the default map without flattening they are two equal deep copies of the selected schema.
+    A copy that differs (properties deselected in the catalog, a map that renames or flattens)
+    is left alone.
+    """
+    shared = 0
+    for stream_map in stream_maps:
+        raw = stream_map.raw_schema
+        if schema is not None and raw is not schema and raw == schema:
+            stream_map.raw_schema = schema
+            shared += 1
+        target = stream_map.transformed_schema
+        if target is stream_map.raw_schema or target is schema:
+            continue
+        if schema is not None and target == schema:
+            stream_map.transformed_schema = schema
+            shared += 1
+        elif target == stream_map.raw_schema:
+            stream_map.transformed_schema = stream_map.raw_schema
+            shared += 1
+    return shared
 
 
 def share_schemas(streams: Iterable[Stream], mapper: PluginMapper | None) -> int:
@@ -55,9 +75,7 @@ def share_schemas(streams: Iterable[Stream], mapper: PluginMapper | None) -> int
 
     The copies are the catalog's (`Stream.apply_catalog` sets the stream's input schema from its
     catalog entry, a second dict equal to the one the tap built the stream with) and the
-    stream maps' `raw_schema` and `transformed_schema` (public attributes of the SDK's
-    `StreamMap`). A copy that differs (properties deselected in the catalog, a stream map that
-    renames or flattens) is left alone.
+    stream maps' (`share_map_schemas`).
     """
     shared = 0
     for stream in streams:
@@ -68,17 +86,6 @@ def share_schemas(streams: Iterable[Stream], mapper: PluginMapper | None) -> int
         if stream._input_schema is not schema and stream._input_schema == schema:  # noqa: SLF001
             stream._input_schema = schema  # noqa: SLF001
             shared += 1
-        for stream_map in [] if mapper is None else mapper.stream_maps.get(stream.name, []):
-            if stream_map.raw_schema is not schema and stream_map.raw_schema == schema:
-                stream_map.raw_schema = schema
-                shared += 1
-            target = stream_map.transformed_schema
-            if target is schema or target is stream_map.raw_schema:
-                continue
-            if target == schema:
-                stream_map.transformed_schema = schema
-                shared += 1
-            elif target == stream_map.raw_schema:
-                stream_map.transformed_schema = stream_map.raw_schema
-                shared += 1
+        if mapper is not None:
+            shared += share_map_schemas(mapper.stream_maps.get(stream.name, []), schema)
     return shared

@@ -33,11 +33,13 @@ from tap_maptable.errors import TABLE_ERRORS, ColumnShapeError, one_line
 from tap_maptable.reading import ReadPlan, Resume, read_resume, write_resume
 from tap_maptable.reading.resume import SIZE_KEY, done_in_run, last_size, mark_done
 from tap_maptable.reading.segments import last_row_id
+from tap_maptable.sharing import share_schemas
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Catalog
 
     from tap_maptable.discovery import TableRef
     from tap_maptable.reading import TableRead
@@ -90,6 +92,15 @@ class TableRowsStream(MapTableStream):
         self._emitted = 0
         self._invalid_rows = 0
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
+
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """The SDK's, then the catalog's copy of the schema is the stream's own when equal.
+
+        Done per stream as it is built, so that a run of 1,000 tables never holds two copies of
+        every schema at once (`sharing.py`).
+        """
+        super().apply_catalog(catalog)
+        share_schemas([self], self._tap.mapper)
 
     @property
     def selected(self) -> bool:

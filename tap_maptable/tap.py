@@ -11,6 +11,8 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from singer_sdk import Tap
+from singer_sdk.plugin_base import PluginBase
+from singer_sdk.singerlib import Catalog
 
 from tap_maptable import logs, stopping
 from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
@@ -40,7 +42,6 @@ from tap_maptable.progress import Pace, Progress
 from tap_maptable.reading import Hold, Reader, TableRead
 from tap_maptable.reading.resume import RUN_KEY, begin_run, end_run, run_to_continue
 from tap_maptable.reading.segments import as_segment
-from tap_maptable.sharing import intern_strings, share_schemas
 from tap_maptable.settings import (
     DEFAULT_PARALLEL_REQUESTS,
     DEFAULT_RESUME_WITHIN_HOURS,
@@ -49,6 +50,7 @@ from tap_maptable.settings import (
     check_config,
     check_config_files,
 )
+from tap_maptable.sharing import intern_strings, share_map_schemas, share_schemas
 from tap_maptable.stopping import StopRequestedError
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
@@ -194,6 +196,27 @@ class TapMapTable(Tap):
         self.append_builtin_config(schema)
         check_config(dict(self._config), schema)
         return super()._validate_config(raise_errors=raise_errors)
+
+    def setup_mapper(self) -> None:
+        """The SDK's stream maps, registered one stream at a time, each keeping one schema.
+
+        What `Tap.setup_mapper` does (the plugin's mapper, then every catalog stream registered
+        through the mapper's public `register_raw_streams_from_catalog`), except that each
+        stream's maps are made to share one schema (`share_map_schemas`) before the next stream
+        is registered: registered all at once, the SDK's two deep copies per stream are a peak
+        of tens of megabytes at 1,000 tables. Without an input catalog the streams already
+        exist (the catalog is made from them), and their maps keep the stream's own schema.
+        """
+        PluginBase.setup_mapper(self)
+        catalog = self.catalog
+        streams = self.streams if self.input_catalog is None else {}
+        for entry in catalog.streams:
+            name = entry.stream or entry.tap_stream_id
+            self.mapper.register_raw_streams_from_catalog(Catalog([(entry.tap_stream_id, entry)]))
+            stream = streams.get(name)
+            share_map_schemas(
+                self.mapper.stream_maps.get(name, []), None if stream is None else stream.schema
+            )
 
     _catalog_coverage_checked = False
     _discovery_only = False
@@ -530,6 +553,9 @@ class TapMapTable(Tap):
             ):
                 continue
             schema = entry.schema.to_dict()
+            maps = self.mapper.stream_maps.get(entry.tap_stream_id) or []
+            if maps and maps[0].raw_schema == schema:
+                schema = maps[0].raw_schema  # one dict for the stream and its map
             table = TableRef.from_description(
                 table_id_for(entry.tap_stream_id), str(schema.get("description") or "")
             )
