@@ -31,6 +31,19 @@ class MapTableStream(RESTStream[Any]):
     _tap: TapMapTable
     _pending_version: int | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The SDK's stream, without the `requests.Session` of its own it would never use.
+
+        `RESTStream.__init__` makes a session per stream, while every MapTable stream sends
+        through the run's one session (`requests_session`): at 1,000 tables those idle sessions
+        (adapters, pools, cookie jars) are megabytes. The SDK keeps it in a private attribute
+        typed `Session | None` and has no hook to not make it; None is what it starts from.
+        """
+        super().__init__(*args, **kwargs)
+        if self._requests_session is not None:
+            self._requests_session.close()
+            self._requests_session = None
+
     @property
     def emit_activate_version_messages(self) -> bool:
         """FULL_TABLE syncs announce a table version, so targets can drop deleted rows."""

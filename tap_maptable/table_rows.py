@@ -33,11 +33,13 @@ from tap_maptable.errors import TABLE_ERRORS, ColumnShapeError, one_line
 from tap_maptable.reading import ReadPlan, Resume, read_resume, write_resume
 from tap_maptable.reading.resume import SIZE_KEY, done_in_run, last_size, mark_done
 from tap_maptable.reading.segments import last_row_id
+from tap_maptable.sharing import share_schemas
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Catalog
 
     from tap_maptable.discovery import TableRef
     from tap_maptable.reading import TableRead
@@ -90,6 +92,15 @@ class TableRowsStream(MapTableStream):
         self._emitted = 0
         self._invalid_rows = 0
         super().__init__(tap=tap, name=table.stream_name, schema=schema)
+
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """The SDK's, then the catalog's copy of the schema is the stream's own when equal.
+
+        Done per stream as it is built, so that a run of 1,000 tables never holds two copies of
+        every schema at once (`sharing.py`).
+        """
+        super().apply_catalog(catalog)
+        share_schemas([self], self._tap.mapper)
 
     @property
     def selected(self) -> bool:
@@ -336,6 +347,15 @@ class TableRowsStream(MapTableStream):
             self.stream_state[sent.STATE_KEY] = sent.to_state(self._sent)
         self.stream_state[SIZE_KEY] = max(1, segments)
         self._tap.progress.table_done()
+        self._release()
+
+    def _release(self) -> None:
+        """Forget the read's column mapping once the table is done (a next read maps anew).
+
+        A run holds every table's stream to its end: at 1,000 tables the mappings of tables
+        already sent would otherwise grow the run's memory table by table.
+        """
+        self._columns, self._missing, self._sent = None, (), None
 
     def _skip(self, exc: Exception) -> None:
         """Leave this table where its last segment sent left it, and say why, once."""
@@ -343,6 +363,7 @@ class TableRowsStream(MapTableStream):
         reason = one_line(str(exc))
         self._tap.table_skipped(self.name, reason)
         self._tap.progress.table_done(skipped=True)
+        self._release()
         self.logger.warning(
             "Skipping %s: %s. Its rows read so far were sent; its bookmark is unchanged, "
             "so the next run reads it again.",

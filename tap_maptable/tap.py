@@ -10,6 +10,8 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from singer_sdk import Tap
+from singer_sdk.plugin_base import PluginBase
+from singer_sdk.singerlib import Catalog
 
 from tap_maptable import logs, stopping
 from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
@@ -47,6 +49,7 @@ from tap_maptable.settings import (
     check_config,
     check_config_files,
 )
+from tap_maptable.sharing import intern_strings, share_map_schemas, share_schemas
 from tap_maptable.stopping import StopRequestedError
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
@@ -138,6 +141,9 @@ class TapMapTable(Tap):
         catalog = kwargs.get("catalog")
         if isinstance(catalog, dict):
             check_catalog(catalog)
+            # The SDK's catalog objects keep the parsed strings: one object per repeated value
+            # (`"null"`, a property name in each breadcrumb) is megabytes at 1,000 tables.
+            intern_strings(catalog)
         state = kwargs.get("state")
         if isinstance(state, dict):
             kwargs["state"] = normalise_state(state)
@@ -185,6 +191,27 @@ class TapMapTable(Tap):
         self.append_builtin_config(schema)
         check_config(dict(self._config), schema)
         return super()._validate_config(raise_errors=raise_errors)
+
+    def setup_mapper(self) -> None:
+        """The SDK's stream maps, registered one stream at a time, each keeping one schema.
+
+        What `Tap.setup_mapper` does (the plugin's mapper, then every catalog stream registered
+        through the mapper's public `register_raw_streams_from_catalog`), except that each
+        stream's maps are made to share one schema (`share_map_schemas`) before the next stream
+        is registered: registered all at once, the SDK's two deep copies per stream are a peak
+        of tens of megabytes at 1,000 tables. Without an input catalog the streams already
+        exist (the catalog is made from them), and their maps keep the stream's own schema.
+        """
+        PluginBase.setup_mapper(self)
+        catalog = self.catalog
+        streams = self.streams if self.input_catalog is None else {}
+        for entry in catalog.streams:
+            name = entry.stream or entry.tap_stream_id
+            self.mapper.register_raw_streams_from_catalog(Catalog([(entry.tap_stream_id, entry)]))
+            stream = streams.get(name)
+            share_map_schemas(
+                self.mapper.stream_maps.get(name, []), None if stream is None else stream.schema
+            )
 
     _catalog_coverage_checked = False
     _discovery_only = False
@@ -354,6 +381,7 @@ class TapMapTable(Tap):
         if self._planned_reader is self.reader:
             return
         self._planned_reader = self.reader
+        self._share_schemas()
         tables = [s for s in self.streams.values() if isinstance(s, TableRowsStream) and s.selected]
         unreadable = [
             s
@@ -383,6 +411,22 @@ class TapMapTable(Tap):
         self._progress.start()
         for table in unreadable:
             table.report_unreadable()
+
+    def _share_schemas(self) -> None:
+        """Drop what the streams no longer need once built: equal schema copies, the catalog.
+
+        Once per sync, before the first record: the streams and the stream maps exist by then
+        in both ways of running (with a catalog, and discovering in the same process).
+        """
+        shared = share_schemas(self.streams.values(), self.mapper)
+        LOGGER.debug("%d schema copies shared with their streams", shared)
+        if self.input_catalog is None:
+            # Without an input catalog the SDK's working catalog is a copy of every stream's
+            # schema (as `Schema` objects), built to register the stream maps and for
+            # `--discover`'s output; a sync reads neither again. The SDK keeps it in a private
+            # attribute with no public way to release it; `Tap.catalog` builds it again, equal,
+            # if anything asks for it later.
+            self._catalog = None
 
     def _run_to_continue(self) -> str | None:
         """The stopped run this one continues, if the STATE has one recent enough."""
@@ -506,6 +550,9 @@ class TapMapTable(Tap):
             ):
                 continue
             schema = entry.schema.to_dict()
+            maps = self.mapper.stream_maps.get(entry.tap_stream_id) or []
+            if maps and maps[0].raw_schema == schema:
+                schema = maps[0].raw_schema  # one dict for the stream and its map
             table = TableRef.from_description(
                 table_id_for(entry.tap_stream_id), str(schema.get("description") or "")
             )

@@ -9,12 +9,17 @@ size: the cap is what the memory holds), and writes the rest to one temporary fi
 when the hold is closed, or by the OS if the process dies). A held answer is parsed again when
 its table's turn comes. Only the table being written keeps its next segments parsed (at most
 `QUEUE_DEPTH`, beyond the cap).
+
+Bytes held in memory are compressed (zlib, its fastest level: JSON answers shrink several times
+for about a millisecond each). The cap still counts the answers' own sizes, so which segments
+wait in memory and which on disk is what it was; the memory they take is a fraction of the cap.
 """
 
 from __future__ import annotations
 
 import tempfile
 import threading
+import zlib
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,7 +29,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class Held:
-    """One segment: parsed (`detail`), as its answer's bytes (`body`), or on disk (`offset`)."""
+    """One segment: parsed (`detail`), as its answer's bytes (`body`, compressed), or on disk.
+
+    `size`: the answer's own size (what the cap counts); `offset` >= 0: on disk, there.
+    """
 
     size: int
     detail: Any = None
@@ -66,7 +74,7 @@ class Hold:
                 return Held(size=size, detail=detail)
             if self._in_memory + size <= self.memory_bytes:
                 self._in_memory += size
-                return Held(size=size, body=body)
+                return Held(size=size, body=zlib.compress(body, 1))
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="tap-maptable-")  # noqa: SIM115 - closed in close()
             self._file.seek(self._end)
@@ -85,7 +93,7 @@ class Hold:
             body, held.body = held.body, None
             with self._lock:
                 self._in_memory -= held.size
-            return self._parse(body)
+            return self._parse(zlib.decompress(body))
         with self._lock:
             assert self._file is not None  # noqa: S101 - a segment on disk means a file
             self._file.seek(held.offset)

@@ -1,0 +1,91 @@
+"""Fewer copies of each table's schema: what keeps a run of 1,000 tables small.
+
+singer-sdk keeps several copies of every stream's JSON Schema: the input catalog's `Schema`
+objects, the stream's own schema and the catalog's copy of it (`apply_catalog`), and the stream
+map's `raw_schema` and `transformed_schema` (two deep copies). With one stream per MapTable table
+that is about 0.1 MB per table, most of a 1,000-table run's memory. Nothing mutates these
+schemas once the streams are built, so equal copies can be one object; the messages written
+from them (SCHEMA, the catalog of `--discover`) are the same.
+
+- `intern_strings`: the leaf strings of a parsed catalog (`"string"`, `"null"`, property names
+  in metadata breadcrumbs, ...) become one object each, as the JSON parser makes one per place.
+- `share_schemas`: once the streams are built, each stream's copies that are equal to its schema
+  are replaced by that schema.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk.mapper import PluginMapper, StreamMap
+    from singer_sdk.streams import Stream
+
+
+def intern_strings(value: Any, memo: dict[str, str] | None = None) -> Any:
+    """Make every equal string in a parsed JSON document one object, in place; returns it.
+
+    Dict keys are left as they are (the JSON parser already shares them within a document).
+    Only values are replaced: strings are immutable, so sharing them changes nothing but memory.
+    """
+    if memo is None:
+        memo = {}
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in items:
+            if isinstance(item, str):
+                node[key] = memo.setdefault(item, item)
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
+    return value
+
+
+def share_map_schemas(stream_maps: Iterable[StreamMap], schema: dict[str, Any] | None) -> int:
+    """Make a stream's maps keep one schema, the stream's own when equal; how many were copies.
+
+    `raw_schema` and `transformed_schema` are public attributes of the SDK's `StreamMap`; for
+    the default map without flattening they are two equal deep copies of the selected schema.
+    A copy that differs (properties deselected in the catalog, a map that renames or flattens)
+    is left alone.
+    """
+    shared = 0
+    for stream_map in stream_maps:
+        raw = stream_map.raw_schema
+        if schema is not None and raw is not schema and raw == schema:
+            stream_map.raw_schema = schema
+            shared += 1
+        target = stream_map.transformed_schema
+        if target is stream_map.raw_schema or target is schema:
+            continue
+        if schema is not None and target == schema:
+            stream_map.transformed_schema = schema
+            shared += 1
+        elif target == stream_map.raw_schema:
+            stream_map.transformed_schema = stream_map.raw_schema
+            shared += 1
+    return shared
+
+
+def share_schemas(streams: Iterable[Stream], mapper: PluginMapper | None) -> int:
+    """Replace each stream's equal schema copies by the stream's own schema; how many were.
+
+    The copies are the catalog's (`Stream.apply_catalog` sets the stream's input schema from its
+    catalog entry, a second dict equal to the one the tap built the stream with) and the
+    stream maps' (`share_map_schemas`).
+    """
+    shared = 0
+    for stream in streams:
+        schema = stream.schema
+        # The SDK keeps the catalog's schema in a private attribute, with no public setter:
+        # `effective_schema` reads it. Replaced only by an equal dict, so every reader of it
+        # sees the same schema as before.
+        if stream._input_schema is not schema and stream._input_schema == schema:  # noqa: SLF001
+            stream._input_schema = schema  # noqa: SLF001
+            shared += 1
+        if mapper is not None:
+            shared += share_map_schemas(mapper.stream_maps.get(stream.name, []), schema)
+    return shared
