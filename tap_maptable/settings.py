@@ -364,7 +364,7 @@ def parse_json_file(text: str, what: str, path: str | None = None) -> dict[str, 
     """Parse a config, catalog or state file, or raise one line naming it and the problem."""
     source = f"{path} is " if path else ""
     try:
-        value = json.loads(text) if text.strip() else None
+        value = None if not text or text.isspace() else json.loads(text)
     except ValueError as exc:
         msg = f"invalid {what}: not valid JSON ({exc})".replace(
             "invalid config file", "invalid config: file"
