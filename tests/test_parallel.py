@@ -343,3 +343,43 @@ def test_a_segment_that_cannot_be_held_fails_its_table_never_loses_it(monkeypatc
     with pytest.raises(OSError, match="No space left"):  # in A's turn, or in B's
         [_rows(reader, name) for name in "AB"]
     reader.close()
+
+
+class _Window(_Budget):
+    """A budget whose window is figure 8's, 4 s per answer, 40.5 s in: 53 slots taken."""
+
+    limit = 60
+
+    def window_view(self) -> tuple[int, tuple[float, ...]]:
+        taken = [0.0, 4.0, 8.0, *[12.1] * 3, *[16.1] * 8, *[20.2] * 4, *[24.3] * 8, *[28.4] * 8]
+        taken += [*[32.4] * 8, *[36.5] * 8, *[40.5] * 3]  # the last three: in flight now
+        return self.limit - len(taken), tuple(t + 60.6 - 40.5 for t in taken)
+
+
+@pytest.mark.parametrize(("latency_s", "sends"), [(4.0, True), (0.5, False)])
+def test_near_a_slow_links_end_the_last_table_starts_its_segments(
+    latency_s: float, sends: bool
+) -> None:
+    # Table A was read whole (5 segments); B, C and D have their second segment in flight, E
+    # has its first. By the earlier tables' claims E would wait for the window's end, and its
+    # 4 segments left, one per 4 s, would be the run's tail: it sends now. On a fast link the
+    # table being written keeps every slot it can use: E waits.
+    maptable = _MapTable(dict.fromkeys("ABCDE", 5))
+    maptable.budget = _Window()
+    latency = Latency()
+    latency.observe(latency_s)
+    reader = Reader(
+        maptable,  # type: ignore[arg-type]
+        workers=1,  # no worker threads: the test asks the reader itself
+        hold=Hold(10**9, parse=parse_detail),
+        latency=latency,
+    )
+    plans = [ReadPlan("A", "A", expected_segments=5, done=True)]
+    reader.plan(plans + [ReadPlan(name, name) for name in "BCDE"])
+    for name in "BCDE":
+        read = reader.read_of(name)
+        assert read is not None
+        read.fetched, read.in_flight = 1, name != "E"
+    chosen = reader._choose()
+    assert (chosen is not None and chosen.stream == "E") is sends
+    reader.close()

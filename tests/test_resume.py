@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from tap_maptable.reading.schedule import Claim, Window, claim, may_send
+from tap_maptable.reading.schedule import (
+    Claim,
+    Window,
+    claim,
+    holds_up_the_end,
+    may_send,
+    slow_link,
+)
 from tests.hardening.support import record_key, truth
 from tests.helpers import VENV_BIN, discover, run_cli, set_replication, tap_config
 
@@ -358,6 +365,60 @@ def test_a_table_of_unknown_size_is_counted_on_like_the_largest_known_but_the_fi
     later = [claim(None, 1, first=False, largest=5)] * 6
     assert may_send([Claim(remaining=None), *later], fresh, latency_s=4.0)
     assert not may_send([Claim(remaining=None)] * 3, fresh, latency_s=4.0)
+
+
+def test_a_slow_link_is_one_where_a_table_alone_uses_at_most_half_the_window() -> None:
+    assert slow_link(_window(42), latency_s=4.0)
+    assert slow_link(_window(42), latency_s=2.0)  # 30 asks a window, half of 60
+    assert not slow_link(_window(42), latency_s=1.0)  # 60 asks: it can use every slot
+    # Figure 11's budget-bound run: 30 per 15 s at 0.5 s per answer.
+    assert not slow_link(Window(30, (), 15.0), latency_s=0.5)
+    assert not slow_link(_window(42), latency_s=None)
+
+
+def test_on_a_slow_link_the_table_being_written_is_counted_on_like_the_largest_known() -> None:
+    # Figure 8 at 2 s: 18 slots free, the rest freeing a minute after they were taken (in 36 s
+    # and on); the table being written has fetched 3 of what is likely 5 segments.
+    window = Window(18, tuple(36.0 + i for i in range(42)), 60.0)
+    assert claim(None, 3, first=True, largest=5, slow=True) == Claim(remaining=2)
+    # Guarded for a request every 2 s over the window (30 asks), it left no room for the next
+    # table: the run read one table after another.
+    assert not may_send([claim(None, 3, first=True, largest=5)], window, latency_s=2.0)
+    assert may_send([claim(None, 3, first=True, largest=5, slow=True)], window, latency_s=2.0)
+    # With no size known, and on a link where it can use the whole window, it stays unbounded.
+    assert claim(None, 3, first=True, largest=None, slow=True) == Claim(remaining=None)
+    assert claim(None, 3, first=True, largest=5, slow=False) == Claim(remaining=None)
+
+
+def _figure_8_at_4_s() -> Window:
+    """The window 40.5 s into figure 8 at 4 s: 50 slots taken, freeing from 20 s on."""
+    taken = [0.0, 4.0, 8.0, *[12.1] * 3, *[16.1] * 8, *[20.2] * 4, *[24.3] * 8, *[28.4] * 8]
+    taken += [*[32.4] * 8, *[36.5] * 8]
+    return Window(60 - len(taken), tuple(t + 60.6 - 40.5 for t in taken), 60.0)
+
+
+def test_near_a_slow_links_end_the_last_tables_start_their_segments() -> None:
+    # Figure 8 at 4 s, 40.5 s in: the last four tables have 4 segments left each (16 requests),
+    # 10 slots are free, and the next ones free one at a time 20, 24 and 28 s from now.
+    window = _figure_8_at_4_s()
+    assert window.free == 10
+    earlier = [Claim(remaining=None), Claim(remaining=3), Claim(remaining=3)]
+    # By the earlier tables' claims, the last table waits for the window's end...
+    assert not may_send(earlier, window, latency_s=4.0)
+    # ...and its 4 segments, one per 4 s, would then end the run 9 s past the budget's bound.
+    assert holds_up_the_end(4, 16, window, latency_s=4.0)
+    # Its last request alone is no chain to start early.
+    assert not holds_up_the_end(1, 13, window, latency_s=4.0)
+    # A fast link: one table alone can use the window, the first table keeps its slots.
+    assert not holds_up_the_end(4, 16, window, latency_s=0.5)
+    # More than a window of work left: the end is not near.
+    assert not holds_up_the_end(4, 100, window, latency_s=4.0)
+    # No slot free now: the request would only wait in the budget, ahead of nothing.
+    assert not holds_up_the_end(4, 16, Window(0, window.frees_in, 60.0), latency_s=4.0)
+    # Slots freeing one a second: 2 segments at 2 s fit the budget's time for them, 4 do not.
+    steady = Window(1, tuple(1.0 + i for i in range(59)), 60.0)
+    assert not holds_up_the_end(2, 20, steady, latency_s=2.0)
+    assert holds_up_the_end(4, 20, steady, latency_s=2.0)
 
 
 def test_on_a_budget_bound_run_the_first_table_is_read_before_the_others(make_sandbox: Any) -> None:

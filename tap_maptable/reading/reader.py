@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from tap_maptable import logs, stopping
 from tap_maptable.errors import MapTableAPIError, one_line
 from tap_maptable.progress import WorkLeft
-from tap_maptable.reading.schedule import Claim, Latency, Window, claim, may_send
+from tap_maptable.reading.schedule import (
+    Claim,
+    Latency,
+    Window,
+    claim,
+    holds_up_the_end,
+    may_send,
+    slow_link,
+)
 from tap_maptable.reading.segments import (
     ResumeRefusedError,
     SegmentCursor,
@@ -219,7 +227,11 @@ class Reader:
     # -- which request next ---------------------------------------------------------------------
 
     def _choose(self) -> TableRead | None:
-        """The first read, in the order of writing, that has room and may send now."""
+        """The first read, in the order of writing, that has room and may send now.
+
+        May send: by the earlier reads' claims (`may_send`), or, near a slow link's end, because
+        holding it back would make its segments the run's tail (`holds_up_the_end`).
+        """
         active = sorted(
             (r for r in self._reads.values() if not r.finished),
             key=lambda r: r.rank,
@@ -229,17 +241,31 @@ class Reader:
         window = Window(free, frees_in, self._connection.window_s)
         latency = self._latency.estimate_s
         largest = self._largest_size()
+        slow = slow_link(window, latency)
+        planned = [r for r in active if r.rank != _UNPLANNED]
+        left = {r.table_id: self._left(r, largest) for r in planned}
+        total = sum(left.values())
         earlier: list[Claim] = []
         for read in active:
             if not read.in_flight and self._has_room(read):
-                planned = read.rank != _UNPLANNED
-                if not planned or may_send(earlier, window, latency):
+                if read.rank == _UNPLANNED or may_send(earlier, window, latency):
+                    return read
+                if holds_up_the_end(left[read.table_id], total, window, latency):
                     return read
             if read.rank != _UNPLANNED:
                 fetched = read.fetched + (1 if read.in_flight else 0)
                 first = not earlier
-                earlier.append(claim(read.remaining(), fetched, first=first, largest=largest))
+                earlier.append(
+                    claim(read.remaining(), fetched, first=first, largest=largest, slow=slow)
+                )
         return None
+
+    @staticmethod
+    def _left(read: TableRead, largest: int | None) -> int:
+        """Requests the read is counted on to send still: as `claim` counts a later table."""
+        fetched = read.fetched + (1 if read.in_flight else 0)
+        left = claim(read.remaining(), fetched, first=False, largest=largest).remaining
+        return left if left is not None else 1
 
     def _largest_size(self) -> int | None:
         """Segments of the largest table whose size is known: from STATE, or read whole now."""

@@ -13,8 +13,20 @@ what the earlier ones cannot:
 
 So on a budget-bound run the first table gets every slot it can use and its STATE comes as soon
 as its own segments are in; on a slow link the later tables fill what latency leaves idle, from
-the first window on. The functions here are pure: `reader.py` feeds them the window's state, and
-`tests/` check them on runs they describe.
+the first window on.
+
+On a slow link (`slow_link`: one table alone, one request per answer, can use at most half the
+window) two things change, both for the run's end rather than the first table's STATE:
+
+- the table being written, its size unknown, is counted on like a later table (the largest size
+  known) once some size is known: guarding it for a request every round trip, over a window,
+  held back every later table while it read, one table after another (bench figure 8, 2 s);
+- near the end (`holds_up_the_end`), a table whose segments left take longer, one after another,
+  than the budget's time for its own requests at the end of the line may send whatever the
+  earlier tables claim: the last tables' chains, started last, were the run's tail (figure 8, 4 s).
+
+The functions here are pure: `reader.py` feeds them the window's state, and `tests/` check them
+on runs they describe.
 """
 
 from __future__ import annotations
@@ -44,7 +56,14 @@ class Window:
     window_s: float
 
 
-def claim(remaining: int | None, fetched: int, *, first: bool, largest: int | None) -> Claim:
+def claim(
+    remaining: int | None,
+    fetched: int,
+    *,
+    first: bool,
+    largest: int | None,
+    slow: bool = False,
+) -> Claim:
     """How many requests an earlier table is counted on to ask for.
 
     Its size known (from the previous run's STATE): what it has left. Unknown, the table being
@@ -54,12 +73,60 @@ def claim(remaining: int | None, fetched: int, *, first: bool, largest: int | No
     this one fetched, at least its next request; with no size known, its next request.
     Guarding every table of unknown size against a table of any size left most of a slow link's
     budget idle (bench figure 8): four such tables claim a whole window at one answer per 4 s.
+    On a `slow` link the table being written is counted on like a later one once a size is known:
+    it can use at most half the window anyway, and guarding it for a request every round trip
+    made the run read one table after another (figure 8 at 2 s: 30 asks claimed, 18 slots free).
+    With no size known it stays unbounded (a budget-bound run's first table, figure 11).
     """
     if remaining is not None:
         return Claim(remaining)
-    if first:
+    if first and (largest is None or not slow):
         return Claim(None)
     return Claim(max(1, (largest or 0) - fetched))
+
+
+def slow_link(window: Window, latency_s: float | None) -> bool:
+    """Whether one table alone, one request per answer, can use at most half the window's slots.
+
+    Then the later tables' requests are what fills the budget, and the run's end, not the first
+    table's slots, is what the order of requests decides. Half, not all: at one answer a second
+    and 60 a minute one table can still use the whole window, and at 0.5 s per answer and 30 per
+    15 s (figure 11) it can too, with little to spare.
+    """
+    if latency_s is None or latency_s <= 0:
+        return False
+    limit = window.free + len(window.frees_in)
+    return window.window_s / latency_s <= limit / 2
+
+
+def holds_up_the_end(own: int, left: int, window: Window, latency_s: float | None) -> bool:
+    """Whether a later table should send now, whatever the earlier ones claim: the run's tail.
+
+    `own`: the requests this table has left (counted like `claim` counts a later table), `left`:
+    those of every unfinished table, this one's included. On a slow link, when the rest of the
+    run fits in the window, a table held back until the others' requests are in would finish its
+    own, one per round trip, after the budget's own bound (the window admitting the last
+    request, plus its answer): so it starts now, while a slot is free. Holding back the last
+    tables of figure 8 (4 s) until the earlier ones were read left their 4 segments each for the
+    slots freed one at a time at the window's end: 9 s past the budget's bound.
+    """
+    if latency_s is None or own < 2 or window.free < 1 or not slow_link(window, latency_s):  # noqa: PLR2004 - one request is no chain
+        return False
+    end = _admitted_in(left, window)
+    if end is None:
+        return False  # more than a window of work left: the end is not near yet
+    others = _admitted_in(left - own, window) or 0.0
+    return others + own * latency_s > end + latency_s
+
+
+def _admitted_in(n: int, window: Window) -> float | None:
+    """Seconds from now until the window admits the `n`-th request from now; None beyond it."""
+    if n <= window.free:
+        return 0.0
+    k = n - window.free
+    if k > len(window.frees_in):
+        return None
+    return window.frees_in[k - 1]
 
 
 def may_send(claims: list[Claim], window: Window, latency_s: float | None) -> bool:
