@@ -6,18 +6,21 @@ is writing a Singer message: a message is written whole, and the stop takes effe
 it. The command line then flushes what was emitted and exits non-zero with one line; the next run
 resumes from the last STATE the target received.
 
-While tables are being written by a reader with workers, segments already answered wait in
-memory for their turn; dropped, they would be asked for again by the next run. So there the
-stop is drained (`drain`): the signal only notes the stop, the writer sends the segments already
-held, in order, for at most `DRAIN_S`, and the stop takes effect at the first segment not yet
-answered (`stop_if_requested`). No worker starts a new request meanwhile. A second signal
-stops at once.
+While a table's segments are being written by a reader with workers (`draining`), segments
+already answered wait in memory for their turn; dropped, they would be asked for again by the
+next run. So there a stop is drained: the signal only notes it, the writer sends the segments
+already held, in order, until `DRAIN_S` after the signal, and the stop takes effect at the first
+segment not yet answered (`stop_if_requested`); no worker starts a new request meanwhile. A stop
+still noted when the table's writing ends (its last segment was held) takes effect after the next
+message, as one that came while a message was written: the table is completed first. Anywhere
+else, and at a second signal, a stop takes effect at once.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -49,9 +52,10 @@ class _Guard:
 
     def __init__(self) -> None:
         self.writing = 0
-        self.deferred: int | None = None
-        self.drain = False  # a stop now is only noted (`requested`), for the writer to drain
-        self.requested: int | None = None
+        self.deferred: int | None = None  # takes effect after the message being written
+        self.drain = False  # a table's segments are being written: a stop is only noted
+        self.requested: int | None = None  # noted, for the writer to drain
+        self.requested_at = 0.0  # time.monotonic() of the signal that was noted
 
 
 _GUARD = _Guard()
@@ -66,7 +70,7 @@ def install() -> None:
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
     if _GUARD.drain and _GUARD.requested is None:
-        _GUARD.requested = signum
+        _GUARD.requested, _GUARD.requested_at = signum, time.monotonic()
         return
     if _GUARD.writing:
         _GUARD.deferred = signum
@@ -74,21 +78,43 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     raise StopRequestedError(signum)
 
 
-def drain(*, on: bool) -> None:
-    """Let a stop drain the segments held (on), or stop at once again (off)."""
-    _GUARD.drain = on
+@contextmanager
+def draining() -> Iterator[None]:
+    """While a table's segments are written: a stop is noted, for the writer to drain.
+
+    A stop still noted at the end (the table was written to its end, or left) takes effect
+    after the next message written, or when the run ends (`take_requested`).
+    """
+    _GUARD.drain = True
+    try:
+        yield
+    finally:
+        _GUARD.drain = False
+        if _GUARD.requested is not None:
+            _GUARD.deferred, _GUARD.requested = _GUARD.requested, None
 
 
-def take_requested() -> int | None:
-    """The stop noted while draining that never took effect (the run ended first), forgotten."""
-    signum, _GUARD.requested = _GUARD.requested, None
-    _GUARD.drain = False
-    return signum
+def stopping() -> bool:
+    """Whether a stop was noted and has not yet taken effect (no new request should start)."""
+    return _GUARD.requested is not None or _GUARD.deferred is not None
 
 
 def requested() -> int | None:
     """The signal of a stop noted while draining, not yet taken effect."""
     return _GUARD.requested
+
+
+def drain_deadline() -> float:
+    """Until when (`time.monotonic()`) a noted stop may drain the segments held."""
+    return _GUARD.requested_at + DRAIN_S
+
+
+def take_requested() -> int | None:
+    """A stop noted that never took effect (the run or the dry run ended first), forgotten."""
+    signum = _GUARD.requested if _GUARD.requested is not None else _GUARD.deferred
+    _GUARD.requested = _GUARD.deferred = None
+    _GUARD.drain = False
+    return signum
 
 
 def stop_if_requested() -> None:

@@ -72,7 +72,7 @@ FIXED_STREAMS = frozenset(
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     import click
     from singer_sdk.streams import Stream
@@ -257,6 +257,23 @@ class TapMapTable(Tap):
             raise StopRequestedError(stop)
         if self._skipped:
             raise TablesSkippedError(self._skipped)
+
+    def run_sync_dry_run(  # type: ignore[misc]
+        self, dry_run_record_limit: int | None = 1, streams: Iterable[Stream] | None = None
+    ) -> bool:
+        """The SDK's dry run (`--test`), then the reading ended as after a sync.
+
+        A dry run leaves its tables before their end: without this, its workers and a stop
+        noted while a table was written would outlive it.
+        """
+        try:
+            result = super().run_sync_dry_run(dry_run_record_limit, streams)
+        finally:
+            self._end_reading()
+            stop = stopping.take_requested()
+        if stop is not None:
+            raise StopRequestedError(stop)
+        return result
 
     def run_discovery(self) -> str:
         """`--discover`: first segments are read for their columns only, and not kept."""

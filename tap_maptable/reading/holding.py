@@ -69,12 +69,16 @@ class Hold:
         The bytes wait in memory while they fit under the cap, else on disk.
         """
         size = len(body)
+        if in_memory:
+            return Held(size=size, detail=detail)
         with self._lock:
-            if in_memory:
-                return Held(size=size, detail=detail)
-            if self._in_memory + size <= self.memory_bytes:
+            fits = self._in_memory + size <= self.memory_bytes
+            if fits:
                 self._in_memory += size
-                return Held(size=size, body=zlib.compress(body, 1))
+        if fits:
+            # Compressed outside the lock: every worker's next choice asks `has_room`.
+            return Held(size=size, body=zlib.compress(body, 1))
+        with self._lock:
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix="tap-maptable-")  # noqa: SIM115 - closed in close()
             self._file.seek(self._end)

@@ -17,6 +17,7 @@ SIGTERM would have to wait for every request in flight (and its retries) to fini
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -143,7 +144,7 @@ class Reader:
         self._threads: list[threading.Thread] = []
         self._stopped = False
         self._current_stream: str | None = None
-        self._drain_until: float | None = None  # a stop is draining the held segments
+        self._drain_logged = False
 
     # -- the worker pool ------------------------------------------------------------------------
 
@@ -178,7 +179,6 @@ class Reader:
                 return
             self._stopped = True
             self._cond.notify_all()
-        stopping.drain(on=False)
         logs.quiet_threads(self._threads)
         self._hold.close()
 
@@ -213,11 +213,11 @@ class Reader:
 
     def _next_task(self) -> _Call | TableRead | None:
         with self._cond:
-            # A stop being drained starts no new request.
-            while not self._stopped and stopping.requested() is None:
+            while not self._stopped:
                 if self._calls:
                     return self._calls.popleft()
-                read = self._choose()
+                # A stop being drained starts no new segment request.
+                read = None if stopping.stopping() else self._choose()
                 if read is not None:
                     read.in_flight = True
                     return read
@@ -440,16 +440,17 @@ class Reader:
         with self._cond:
             self._current_stream = read.stream
             self._cond.notify_all()
-        if self.parallel:
-            stopping.drain(on=True)  # segments answered ahead are written before a stop
+        # With workers, segments answered ahead are written before a stop takes effect.
+        draining = stopping.draining() if self.parallel else contextlib.nullcontext()
         finished = False
         try:
-            while True:
-                held = self._next_held(read)
-                if held is None:
-                    finished = True
-                    return
-                yield self._hold.take(held)
+            with draining:
+                while True:
+                    held = self._next_held(read)
+                    if held is None:
+                        finished = True
+                        return
+                    yield self._hold.take(held)
         finally:
             if not finished:
                 self._abandon(read)
@@ -486,19 +487,18 @@ class Reader:
     def _drained(self, read: TableRead) -> Held | None:
         """While a stop drains: the read's next segment already answered, None at its end.
 
-        At the first segment not yet answered (or once `stopping.DRAIN_S` is over) the stop
+        At the first segment not yet answered (or `stopping.DRAIN_S` after the signal) the stop
         takes effect: `StopRequestedError` is raised here, between two segments, and the tap
         writes its STATE.
         """
-        now = time.monotonic()
-        if self._drain_until is None:
-            self._drain_until = now + stopping.DRAIN_S
+        if not self._drain_logged:
+            self._drain_logged = True
             LOGGER.info(
                 "Stopping: writing the segments already answered first (a second signal "
                 "stops at once)."
             )
         with self._cond:
-            if read.queue and now < self._drain_until:
+            if read.queue and time.monotonic() < stopping.drain_deadline():
                 held = read.queue.popleft()
                 self._cond.notify_all()
                 return held

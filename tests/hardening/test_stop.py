@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 LIMIT, WINDOW = 5, 0.3
 EXIT_BOUND_S = 5.0
 STOP_AT_SEGMENT = 3
+LAST_SEGMENT = 4  # of a table of 40 rows in segments of 10
 STOP_LINE = {
     signal.SIGTERM: "stopped by SIGTERM; the next run resumes from the last STATE emitted",
     signal.SIGINT: "stopped by Ctrl-C (SIGINT); the next run resumes from the last STATE emitted",
@@ -280,3 +281,71 @@ def test_a_stop_first_writes_the_segments_already_answered(
     else:
         assert vouched == STOP_AT_SEGMENT
     assert stopping.requested() is None
+
+
+def _messages(buffer: io.TextIOWrapper) -> list[dict[str, Any]]:
+    buffer.flush()
+    return [json.loads(line) for line in buffer.buffer.getvalue().decode().splitlines()]
+
+
+def test_a_stop_noted_as_a_table_ends_completes_it_then_takes_effect_at_the_next_message(
+    make_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM while the last segment of the last table is written: the table is completed (its
+    # STATE says so) and the stop takes effect at the next message, before the workspace list
+    # is read (the SDK writes `workspaces` after the table streams), not at the run's end.
+    sandbox = make_sandbox(
+        workspaces=1,
+        projects_per_workspace=1,
+        tables_per_project=1,
+        rows_per_table=40,
+        segment_size=10,
+    )
+    config = tap_config(sandbox, requests_per_minute=100_000, max_parallel_requests=4)
+    tap = TapMapTable(config=config, catalog=discover(config))
+    original = TableRowsStream._checkpoint
+    signalled: list[float] = []
+
+    def checkpoint(self: TableRowsStream, detail: dict[str, Any], segments: int) -> None:
+        original(self, detail, segments)
+        if segments == LAST_SEGMENT:
+            signalled.append(time.time())
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(TableRowsStream, "_checkpoint", checkpoint)
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    with contextlib.redirect_stdout(buffer), pytest.raises(StopRequestedError):
+        tap.sync_all()
+    messages = _messages(buffer)
+    stream = next(
+        m["stream"] for m in messages if m["type"] == "RECORD" and is_row_stream(m["stream"])
+    )
+    last = messages[-1]
+    assert last["type"] == "STATE"
+    assert last["value"]["bookmarks"][stream].get("read_in_run")
+    assert not [m for m in messages if m.get("stream") == "workspaces" and m["type"] == "RECORD"]
+    assert signalled
+    assert not [e for e in sandbox.requests if e.t > signalled[0]]
+    assert not stopping.stopping()
+
+
+def test_a_dry_run_leaves_no_stop_pending_and_a_later_signal_stops_at_once(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    # `--test` leaves its tables before their end: the drain it began must end with it, or a
+    # later SIGTERM would only be noted and never take effect.
+    sandbox = make_sandbox(
+        workspaces=1,
+        projects_per_workspace=1,
+        tables_per_project=2,
+        rows_per_table=40,
+        segment_size=10,
+    )
+    config = tap_config(sandbox, requests_per_minute=100_000, max_parallel_requests=4)
+    tap = TapMapTable(config=config, catalog=discover(config))
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    with contextlib.redirect_stdout(buffer):
+        assert tap.run_sync_dry_run(1)
+    assert not stopping.stopping()
+    with pytest.raises(StopRequestedError):
+        signal.raise_signal(signal.SIGTERM)
