@@ -283,7 +283,7 @@ def test_a_stop_first_writes_the_segments_already_answered(
     assert stopping.requested() is None
 
 
-def _messages(buffer: io.TextIOWrapper) -> list[dict[str, Any]]:
+def _messages(buffer: io.TextIOWrapper[io.BytesIO]) -> list[dict[str, Any]]:
     buffer.flush()
     return [json.loads(line) for line in buffer.buffer.getvalue().decode().splitlines()]
 
