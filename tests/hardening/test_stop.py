@@ -230,6 +230,50 @@ def test_a_stop_during_discovery_does_not_wait_for_the_queued_reads(make_sandbox
     assert seconds < 3, f"{seconds:.1f} s from SIGTERM to the exit"
 
 
+def _tap_with_workers(
+    make_sandbox: Callable[..., Sandbox], *, tables: int, rows: int
+) -> tuple[Sandbox, TapMapTable]:
+    """A sandbox of `tables` tables of `rows` rows in segments of 10, and a tap with 4 workers."""
+    sandbox = make_sandbox(
+        workspaces=1,
+        projects_per_workspace=1,
+        tables_per_project=tables,
+        rows_per_table=rows,
+        segment_size=10,
+    )
+    config = tap_config(sandbox, requests_per_minute=100_000, max_parallel_requests=4)
+    return sandbox, TapMapTable(config=config, catalog=discover(config))
+
+
+def _after_segment(
+    monkeypatch: pytest.MonkeyPatch, segment: int, action: Callable[[TableRowsStream], None]
+) -> None:
+    """Run `action` in the writing thread once a table's `segment`-th segment is sent."""
+    original = TableRowsStream._checkpoint
+
+    def checkpoint(self: TableRowsStream, detail: dict[str, Any], segments: int) -> None:
+        original(self, detail, segments)
+        if segments == segment:
+            action(self)
+
+    monkeypatch.setattr(TableRowsStream, "_checkpoint", checkpoint)
+
+
+def _capture(run: Callable[[], Any]) -> list[dict[str, Any]]:
+    """The messages `run` writes to stdout (a stop ends it: StopRequestedError expected)."""
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    with contextlib.redirect_stdout(buffer), pytest.raises(StopRequestedError):
+        run()
+    buffer.flush()
+    return [json.loads(line) for line in buffer.buffer.getvalue().decode().splitlines()]
+
+
+def _row_stream(messages: list[dict[str, Any]]) -> str:
+    return next(
+        str(m["stream"]) for m in messages if m["type"] == "RECORD" and is_row_stream(m["stream"])
+    )
+
+
 @pytest.mark.parametrize("signals", [1, 2], ids=["one signal", "a second signal"])
 def test_a_stop_first_writes_the_segments_already_answered(
     make_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch, signals: int
@@ -238,40 +282,23 @@ def test_a_stop_first_writes_the_segments_already_answered(
     # Dropped, the next run would ask for them again; so they are written first, with their
     # STATE, and the stop takes effect at the first segment not yet answered. A second signal
     # stops at once.
-    sandbox = make_sandbox(
-        workspaces=1,
-        projects_per_workspace=1,
-        tables_per_project=1,
-        rows_per_table=120,
-        segment_size=10,
-    )
-    config = tap_config(sandbox, requests_per_minute=100_000, max_parallel_requests=4)
-    tap = TapMapTable(config=config, catalog=discover(config))
-    original = TableRowsStream._checkpoint
+    _, tap = _tap_with_workers(make_sandbox, tables=1, rows=120)
     waiting: list[int] = []
 
-    def checkpoint(self: TableRowsStream, detail: dict[str, Any], segments: int) -> None:
-        original(self, detail, segments)
-        if segments == STOP_AT_SEGMENT:
-            read = tap.reader.read_of(self.name)
-            assert read is not None
-            deadline = time.monotonic() + 10
-            while len(read.queue) < QUEUE_DEPTH and time.monotonic() < deadline:
-                time.sleep(0.01)
-            waiting.append(len(read.queue))
-            for _ in range(signals):
-                signal.raise_signal(signal.SIGTERM)
+    def stop_when_segments_wait(stream: TableRowsStream) -> None:
+        read = tap.reader.read_of(stream.name)
+        assert read is not None
+        deadline = time.monotonic() + 10
+        while len(read.queue) < QUEUE_DEPTH and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waiting.append(len(read.queue))
+        for _ in range(signals):
+            signal.raise_signal(signal.SIGTERM)
 
-    monkeypatch.setattr(TableRowsStream, "_checkpoint", checkpoint)
-    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
-    with contextlib.redirect_stdout(buffer), pytest.raises(StopRequestedError):
-        tap.sync_all()
-    buffer.flush()
-    messages = [json.loads(line) for line in buffer.buffer.getvalue().decode().splitlines()]
+    _after_segment(monkeypatch, STOP_AT_SEGMENT, stop_when_segments_wait)
+    messages = _capture(tap.sync_all)
     assert waiting == [QUEUE_DEPTH]
-    stream = next(
-        m["stream"] for m in messages if m["type"] == "RECORD" and is_row_stream(m["stream"])
-    )
+    stream = _row_stream(messages)
     rows = sum(m["type"] == "RECORD" and m["stream"] == stream for m in messages)
     assert messages[-1]["type"] == "STATE"
     vouched = messages[-1]["value"]["bookmarks"][stream]["resume"]["segments"]
@@ -283,43 +310,22 @@ def test_a_stop_first_writes_the_segments_already_answered(
     assert stopping.requested() is None
 
 
-def _messages(buffer: io.TextIOWrapper[io.BytesIO]) -> list[dict[str, Any]]:
-    buffer.flush()
-    return [json.loads(line) for line in buffer.buffer.getvalue().decode().splitlines()]
-
-
 def test_a_stop_noted_as_a_table_ends_completes_it_then_takes_effect_at_the_next_message(
     make_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # SIGTERM while the last segment of the last table is written: the table is completed (its
     # STATE says so) and the stop takes effect at the next message, before the workspace list
     # is read (the SDK writes `workspaces` after the table streams), not at the run's end.
-    sandbox = make_sandbox(
-        workspaces=1,
-        projects_per_workspace=1,
-        tables_per_project=1,
-        rows_per_table=40,
-        segment_size=10,
-    )
-    config = tap_config(sandbox, requests_per_minute=100_000, max_parallel_requests=4)
-    tap = TapMapTable(config=config, catalog=discover(config))
-    original = TableRowsStream._checkpoint
+    sandbox, tap = _tap_with_workers(make_sandbox, tables=1, rows=40)
     signalled: list[float] = []
 
-    def checkpoint(self: TableRowsStream, detail: dict[str, Any], segments: int) -> None:
-        original(self, detail, segments)
-        if segments == LAST_SEGMENT:
-            signalled.append(time.time())
-            signal.raise_signal(signal.SIGTERM)
+    def stop(_stream: TableRowsStream) -> None:
+        signalled.append(time.time())
+        signal.raise_signal(signal.SIGTERM)
 
-    monkeypatch.setattr(TableRowsStream, "_checkpoint", checkpoint)
-    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
-    with contextlib.redirect_stdout(buffer), pytest.raises(StopRequestedError):
-        tap.sync_all()
-    messages = _messages(buffer)
-    stream = next(
-        m["stream"] for m in messages if m["type"] == "RECORD" and is_row_stream(m["stream"])
-    )
+    _after_segment(monkeypatch, LAST_SEGMENT, stop)
+    messages = _capture(tap.sync_all)
+    stream = _row_stream(messages)
     last = messages[-1]
     assert last["type"] == "STATE"
     assert last["value"]["bookmarks"][stream].get("read_in_run")
@@ -334,15 +340,7 @@ def test_a_dry_run_leaves_no_stop_pending_and_a_later_signal_stops_at_once(
 ) -> None:
     # `--test` leaves its tables before their end: the drain it began must end with it, or a
     # later SIGTERM would only be noted and never take effect.
-    sandbox = make_sandbox(
-        workspaces=1,
-        projects_per_workspace=1,
-        tables_per_project=2,
-        rows_per_table=40,
-        segment_size=10,
-    )
-    config = tap_config(sandbox, requests_per_minute=100_000, max_parallel_requests=4)
-    tap = TapMapTable(config=config, catalog=discover(config))
+    _, tap = _tap_with_workers(make_sandbox, tables=2, rows=40)
     buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
     with contextlib.redirect_stdout(buffer):
         assert tap.run_sync_dry_run(1)
