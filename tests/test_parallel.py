@@ -274,6 +274,21 @@ def test_what_does_not_fit_in_memory_waits_on_disk_and_is_not_fetched_twice() ->
     reader.close()
 
 
+def test_a_run_keeps_no_table_s_columns_once_discovery_has_them() -> None:
+    # A read stays in the reader for the whole run: a column list kept on each grew a
+    # 1,000-table sync by megabytes.
+    maptable = _MapTable(dict.fromkeys("AB", 2))
+    reader = _reader(maptable, workers=2)
+    columns = reader.first_columns(["A"])  # discovery keeps A's; B is read by the sync alone
+    assert columns["A"] == [{"id": "c1", "name": "N", "type": "number"}]
+    reader.plan([ReadPlan(name, name) for name in "AB"])
+    assert [_rows(reader, name) for name in "AB"] == [["A0", "A1"], ["B0", "B1"]]
+    reads = [reader.read_of(name) for name in "AB"]
+    assert [read.columns for read in reads if read is not None] == [None, None]
+    assert len(maptable.calls) == 4, "a segment was fetched twice"
+    reader.close()
+
+
 def test_a_failure_is_raised_when_its_table_is_reached_in_order() -> None:
     maptable = _MapTable({"A": 2, "B": 3, "C": 2}, fail={"B": 1})
     reader = _reader(maptable, workers=2)

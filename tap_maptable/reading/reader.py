@@ -88,7 +88,9 @@ class TableRead:
     cursor: SegmentCursor
     expected_segments: int | None = None
     queue: deque[Held] = field(default_factory=deque)
-    columns: Any = None  # the columns of the first segment this run read, if it read one
+    # The columns of the table's first segment, kept only for discovery (`first_columns`): a read
+    # stays in the reader for the whole run, and 1,000 tables' column lists are megabytes.
+    columns: Any = None
     fetched: int = 0  # segments fetched in this run
     in_flight: bool = False
     fetched_all: bool = False
@@ -334,7 +336,7 @@ class Reader:
         except ResumeRefusedError as exc:
             self._restart(read, str(exc))
             detail = cursor.accept(answer.detail)
-        if detail.get("columns") is not None and read.columns is None:
+        if detail.get("columns") is not None and read.columns is None and not read.planned:
             read.columns = detail.get("columns")
         return detail, answer.body
 
@@ -397,6 +399,7 @@ class Reader:
                     read.fetched_all = False
                 read.from_start = plan.after is None and not plan.done
                 read.stream, read.rank, read.planned = plan.stream, rank, True
+                read.columns = None  # discovery has them; the segments carry their own
                 read.expected_segments = plan.expected_segments
                 if plan.done:
                     while read.queue:
