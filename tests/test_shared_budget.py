@@ -155,6 +155,29 @@ def test_a_killed_process_does_not_wedge_the_others(make_sandbox, tmp_path) -> N
     _assert_shared(sandbox, procs[1:])
 
 
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_slot_stamped_earlier_but_checked_later_still_sees_the_later_one(
+    store, tmp_path, request
+) -> None:
+    """Process A stamps its slot, process B stamps later and is checked first: A must count B's."""
+    from pyrate_limiter import RateItem  # noqa: PLC0415
+
+    url = (
+        f"sqlite:///{tmp_path}/budget.sqlite"
+        if store == "sqlite"
+        else request.getfixturevalue("redis_url")[0]
+    )
+    spec = BudgetSpec(limit=1, window_s=5.0, key=budget_key("app"))
+    first, second = (open_store(url, spec.rate, "app") for _ in range(2))
+    try:
+        stamp = first.bucket.now()
+        assert second.bucket.put(RateItem("app", stamp + 50))  # B: stamped later, checked first
+        assert not first.bucket.put(RateItem("app", stamp))  # A: its window holds B's slot
+    finally:
+        first.close()
+        second.close()
+
+
 def test_redis_lost_mid_run_is_a_clear_error_not_a_burst(make_sandbox, tmp_path, redis_url) -> None:
     url, server = redis_url
     sandbox = _data(make_sandbox, rows=200)
