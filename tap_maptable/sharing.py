@@ -9,13 +9,18 @@ from them (SCHEMA, the catalog of `--discover`) are the same.
 
 - `intern_strings`: the leaf strings of a parsed catalog (`"string"`, `"null"`, property names
   in metadata breadcrumbs, ...) become one object each, as the JSON parser makes one per place.
+- `catalog_of`: the input catalog as the SDK's `Catalog`, each entry's schema held as one dict
+  (`SchemaDict`) rather than as a tree of `Schema` objects.
 - `share_schemas`: once the streams are built, each stream's copies that are equal to its schema
   are replaced by that schema.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from singer_sdk.singerlib import Catalog, CatalogEntry, Schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -42,6 +47,39 @@ def intern_strings(value: Any, memo: dict[str, str] | None = None) -> Any:
             elif isinstance(item, (dict, list)):
                 stack.append(item)
     return value
+
+
+@dataclass
+class SchemaDict(Schema):
+    """A catalog entry's JSON Schema held as the one dict `Schema.to_dict` gives for it.
+
+    The SDK reads an input catalog's schemas only through `to_dict()` (the stream's input
+    schema, its stream maps, the catalog's own `to_dict`). A `Schema` built by `from_dict` is a
+    tree of dataclass objects, one per property (about 30 per table, kept for the whole run),
+    and builds a new dict on every call. This one builds that dict once, when the catalog is
+    read, and hands every caller the same dict: the output is unchanged, and nothing mutates
+    a schema once the streams are built (the module docstring).
+    """
+
+    held: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schema, the same dict on every call."""
+        return self.held
+
+
+def catalog_of(parsed: dict[str, Any]) -> Catalog:
+    """The SDK's `Catalog` of a parsed (and checked) catalog, each schema one dict.
+
+    What `Catalog.from_dict` makes, entry by entry through `CatalogEntry.from_dict`, except
+    the schema (`SchemaDict`). `parsed` is left as it is: the caller may use it again.
+    """
+    catalog = Catalog()
+    for raw in parsed.get("streams", []):
+        entry = CatalogEntry.from_dict({**raw, "schema": {}})
+        entry.schema = SchemaDict(held=Schema.from_dict(raw.get("schema", {})).to_dict())
+        catalog[entry.tap_stream_id] = entry
+    return catalog
 
 
 def share_map_schemas(stream_maps: Iterable[StreamMap], schema: dict[str, Any] | None) -> int:

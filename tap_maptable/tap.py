@@ -49,7 +49,13 @@ from tap_maptable.settings import (
     check_config,
     check_config_files,
 )
-from tap_maptable.sharing import intern_strings, share_map_schemas, share_schemas
+from tap_maptable.sharing import (
+    SchemaDict,
+    catalog_of,
+    intern_strings,
+    share_map_schemas,
+    share_schemas,
+)
 from tap_maptable.stopping import StopRequestedError
 from tap_maptable.streams import ProjectsStream, TableNodesStream, WorkspacesStream
 from tap_maptable.table_rows import TableRowsStream
@@ -142,8 +148,10 @@ class TapMapTable(Tap):
         if isinstance(catalog, dict):
             check_catalog(catalog)
             # The SDK's catalog objects keep the parsed strings: one object per repeated value
-            # (`"null"`, a property name in each breadcrumb) is megabytes at 1,000 tables.
+            # (`"null"`, a property name in each breadcrumb) is megabytes at 1,000 tables. The
+            # SDK takes a `Catalog` as it is: ours keeps each schema as one dict (`catalog_of`).
             intern_strings(catalog)
+            kwargs["catalog"] = catalog_of(catalog)
         state = kwargs.get("state")
         if isinstance(state, dict):
             kwargs["state"] = normalise_state(state)
@@ -200,7 +208,8 @@ class TapMapTable(Tap):
         stream's maps are made to share one schema (`share_map_schemas`) before the next stream
         is registered: registered all at once, the SDK's two deep copies per stream are a peak
         of tens of megabytes at 1,000 tables. Without an input catalog the streams already
-        exist (the catalog is made from them), and their maps keep the stream's own schema.
+        exist (the catalog is made from them), and their maps keep the stream's own schema; with
+        one, the maps keep the catalog entry's schema, which the stream is then built with.
         """
         PluginBase.setup_mapper(self)
         catalog = self.catalog
@@ -209,9 +218,10 @@ class TapMapTable(Tap):
             name = entry.stream or entry.tap_stream_id
             self.mapper.register_raw_streams_from_catalog(Catalog([(entry.tap_stream_id, entry)]))
             stream = streams.get(name)
-            share_map_schemas(
-                self.mapper.stream_maps.get(name, []), None if stream is None else stream.schema
-            )
+            schema = stream.schema if stream is not None else None
+            if isinstance(entry.schema, SchemaDict):  # an input catalog's (`catalog_of`)
+                schema = entry.schema.to_dict()
+            share_map_schemas(self.mapper.stream_maps.get(name, []), schema)
 
     _catalog_coverage_checked = False
     _discovery_only = False

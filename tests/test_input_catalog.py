@@ -1,0 +1,81 @@
+"""A catalog handed to the tap: read as the SDK reads it, kept as one schema dict per table.
+
+At 1,000 tables the input catalog's schemas were a tree of `Schema` objects per table kept for
+the whole run, besides the dict every stream is built with: megabytes for nothing, since the SDK
+only ever asks an entry for `schema.to_dict()` (`sharing.SchemaDict`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from singer_sdk.singerlib import Catalog
+
+from tap_maptable.sharing import SchemaDict
+from tap_maptable.tap import TapMapTable
+from tests.helpers import discover, is_row_stream, sync, tap_config
+
+
+def _deselect(catalog: dict[str, Any], stream: str, prop: str) -> None:
+    """Deselect one property of one stream in a discovered catalog."""
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == stream:
+            entry["metadata"].append(
+                {"breadcrumb": ["properties", prop], "metadata": {"selected": False}}
+            )
+
+
+def _catalog(sandbox: Any) -> tuple[dict[str, Any], dict[str, Any], str, str]:
+    """A discovered catalog with one table's property deselected and an unknown schema key."""
+    config = tap_config(sandbox)
+    catalog = discover(config)
+    table = next(e for e in catalog["streams"] if is_row_stream(e["tap_stream_id"]))
+    name = table["tap_stream_id"]
+    prop = next(p for p in table["schema"]["properties"] if not p.startswith("_"))
+    _deselect(catalog, name, prop)
+    table["schema"]["x-not-json-schema"] = "dropped by the SDK's Schema"
+    return config, catalog, name, prop
+
+
+def test_a_catalog_is_read_as_the_sdk_reads_it_and_left_as_it_was(sandbox: Any) -> None:
+    config, catalog, _, _ = _catalog(sandbox)
+    handed = copy.deepcopy(catalog)
+    tap = TapMapTable(config=config, catalog=handed)
+    assert tap.input_catalog is not None
+    assert tap.input_catalog.to_dict() == Catalog.from_dict(catalog).to_dict()
+    assert handed == catalog, "the caller's catalog was changed"
+
+
+def test_each_table_keeps_one_schema_dict_for_catalog_stream_and_maps(sandbox: Any) -> None:
+    config, catalog, deselected, _ = _catalog(sandbox)
+    tap = TapMapTable(config=config, catalog=catalog)
+    assert tap.input_catalog is not None
+    tables = [s for s in tap.streams.values() if is_row_stream(s.name)]
+    assert tables
+    for stream in tables:
+        entry = tap.input_catalog[stream.name]
+        assert isinstance(entry.schema, SchemaDict)
+        assert entry.schema.properties is None, "a tree of Schema objects was built and kept"
+        assert entry.schema.to_dict() is stream.schema
+        maps = tap.mapper.stream_maps[stream.name]
+        assert maps
+        for stream_map in maps:
+            # A map of a stream with a property deselected keeps the selected part, its own.
+            shared = stream.name != deselected
+            assert (stream_map.raw_schema is stream.schema) is shared, stream.name
+
+
+def test_a_deselected_property_is_neither_in_the_schema_nor_in_records(sandbox: Any) -> None:
+    config, catalog, name, prop = _catalog(sandbox)
+    run = sync(config, catalog=catalog)
+    schemas = [m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == name]
+    records = [m["record"] for m in run.messages if m["type"] == "RECORD" and m["stream"] == name]
+    assert schemas
+    assert records
+    assert all(prop not in s["properties"] for s in schemas)
+    assert all(prop not in r for r in records)
+    assert run.tap is not None
+    kept = run.tap.input_catalog
+    assert kept is not None
+    assert prop in kept[name].schema.to_dict()["properties"], "the stream's own schema changed"
