@@ -360,11 +360,16 @@ def check_config_files(paths: tuple[str, ...]) -> None:
         parse_json_file(text, "config", path)
 
 
-def parse_json_file(text: str, what: str, path: str | None = None) -> dict[str, Any]:
-    """Parse a config, catalog or state file, or raise one line naming it and the problem."""
+def parse_json_file(
+    text: str, what: str, path: str | None = None, **options: Any
+) -> dict[str, Any]:
+    """Parse a config, catalog or state file, or raise one line naming it and the problem.
+
+    `options` go to `json.loads` (`parse_float`, ...).
+    """
     source = f"{path} is " if path else ""
     try:
-        value = None if not text or text.isspace() else json.loads(text)
+        value = None if not text or text.isspace() else json.loads(text, **options)
     except ValueError as exc:
         msg = f"invalid {what}: not valid JSON ({exc})".replace(
             "invalid config file", "invalid config: file"

@@ -4,13 +4,12 @@ singer-sdk keeps several copies of every stream's JSON Schema: the input catalog
 objects, the stream's own schema and the catalog's copy of it (`apply_catalog`), and the stream
 map's `raw_schema` and `transformed_schema` (two deep copies). With one stream per MapTable table
 that is about 0.1 MB per table, most of a 1,000-table run's memory. Nothing mutates these
-schemas once the streams are built, so equal copies can be one object; the messages written
-from them (SCHEMA, the catalog of `--discover`) are the same.
+schemas (what changes one copies it first), so equal copies can be one object; the messages
+written from them (SCHEMA, the catalog of `--discover`) are the same.
 
-- `intern_strings`: the leaf strings of a parsed catalog (`"string"`, `"null"`, property names
-  in metadata breadcrumbs, ...) become one object each, as the JSON parser makes one per place.
 - `catalog_of`: the input catalog as the SDK's `Catalog`, each entry's schema held as one dict
-  (`SchemaDict`) rather than as a tree of `Schema` objects.
+  (`SchemaDict`) rather than as a tree of `Schema` objects, and what it keeps of the parsed
+  document copied out of the parser's memory (`compact`), equal strings as one object.
 - `share_schemas`: once the streams are built, each stream's copies that are equal to its schema
   are replaced by that schema.
 """
@@ -29,39 +28,46 @@ if TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
 
-def intern_strings(value: Any, memo: dict[str, str] | None = None) -> Any:
-    """Make every equal string in a parsed JSON document one object, in place; returns it.
+def compact(value: Any, strings: dict[str, str]) -> Any:
+    """A deep copy of parsed JSON in new memory, each distinct string one object (`strings`).
 
-    Dict keys are left as they are (the JSON parser already shares them within a document).
-    Only values are replaced: strings are immutable, so sharing them changes nothing but memory.
+    What a run keeps of a parsed catalog (its strings, lists and dicts: a few MB at 1,000
+    tables) lies scattered among the parser's other objects (tens of MB), and Python returns a
+    block of memory to the system only when nothing in it is alive: kept in place, it would
+    hold all of the parser's memory for the whole run. Copied, it sits together and the parsed
+    document is let go whole. Strings are copied too (`str()` would return the same object);
+    equal ones become one object, where the parser made one per place (`"null"`, property
+    names repeated in metadata breadcrumbs, ...).
     """
-    if memo is None:
-        memo = {}
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, item in items:
-            if isinstance(item, str):
-                node[key] = memo.setdefault(item, item)
-            elif isinstance(item, (dict, list)):
-                stack.append(item)
+    if isinstance(value, str):
+        kept = strings.get(value)
+        if kept is None:
+            kept = strings[value] = value.encode("utf-8", "surrogatepass").decode(
+                "utf-8", "surrogatepass"
+            )
+        return kept
+    if isinstance(value, dict):
+        return {compact(key, strings): compact(item, strings) for key, item in value.items()}
+    if isinstance(value, list):
+        return [compact(item, strings) for item in value]
     return value
 
 
-@dataclass
+@dataclass(slots=True)
 class SchemaDict(Schema):
     """A catalog entry's JSON Schema held as the one dict `Schema.to_dict` gives for it.
 
     The SDK reads an input catalog's schemas only through `to_dict()` (the stream's input
     schema, its stream maps, the catalog's own `to_dict`). A `Schema` built by `from_dict` is a
     tree of dataclass objects, one per property (about 30 per table, kept for the whole run),
-    and builds a new dict on every call. This one builds that dict once, when the catalog is
-    read, and hands every caller the same dict: the output is unchanged, and nothing mutates
-    a schema once the streams are built (the module docstring).
+    and builds a new dict on every call. `catalog_of` builds that dict once, when the catalog
+    is read; every caller gets the same dict, so the output is unchanged. The dict is the
+    stream's schema too (`share_schemas`): a caller must not change it, as nothing in the tap
+    or the SDK does (each copies before changing: `get_selected_schema`, stream maps,
+    flattening).
     """
 
-    held: dict[str, Any] = field(default_factory=dict)
+    held: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The schema, the same dict on every call."""
@@ -72,12 +78,15 @@ def catalog_of(parsed: dict[str, Any]) -> Catalog:
     """The SDK's `Catalog` of a parsed (and checked) catalog, each schema one dict.
 
     What `Catalog.from_dict` makes, entry by entry through `CatalogEntry.from_dict`, except
-    the schema (`SchemaDict`). `parsed` is left as it is: the caller may use it again.
+    the schema (`SchemaDict`); all it keeps is a `compact` copy, so `parsed` can be let go
+    whole, and is left as it was (the caller may use it again).
     """
+    strings: dict[str, str] = {}
     catalog = Catalog()
     for raw in parsed.get("streams", []):
-        entry = CatalogEntry.from_dict({**raw, "schema": {}})
-        entry.schema = SchemaDict(held=Schema.from_dict(raw.get("schema", {})).to_dict())
+        schema = Schema.from_dict(raw.get("schema", {})).to_dict()
+        entry = CatalogEntry.from_dict(compact({**raw, "schema": {}}, strings))
+        entry.schema = SchemaDict(held=compact(schema, strings))
         catalog[entry.tap_stream_id] = entry
     return catalog
 

@@ -52,7 +52,6 @@ from tap_maptable.settings import (
 from tap_maptable.sharing import (
     SchemaDict,
     catalog_of,
-    intern_strings,
     share_map_schemas,
     share_schemas,
 )
@@ -145,12 +144,10 @@ class TapMapTable(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Check the catalog and state before the SDK builds streams (which may send requests)."""
         catalog = kwargs.get("catalog")
-        if isinstance(catalog, dict):
+        if isinstance(catalog, dict) and not isinstance(catalog, Catalog):
+            # A parsed catalog (the command line hands a `Catalog` already, `invoke`): the SDK
+            # takes a `Catalog` as it is, and ours keeps each schema as one dict (`catalog_of`).
             check_catalog(catalog)
-            # The SDK's catalog objects keep the parsed strings: one object per repeated value
-            # (`"null"`, a property name in each breadcrumb) is megabytes at 1,000 tables. The
-            # SDK takes a `Catalog` as it is: ours keeps each schema as one dict (`catalog_of`).
-            intern_strings(catalog)
             kwargs["catalog"] = catalog_of(catalog)
         state = kwargs.get("state")
         if isinstance(state, dict):
@@ -181,11 +178,29 @@ class TapMapTable(Tap):
         state: IO[str] | None = None,
         catalog: IO[str] | None = None,
     ) -> None:
-        """Read the catalog and state files with clear errors, then run as the SDK does."""
-        catalog, state = read_input_files(catalog, state)
-        super().invoke(
-            about=about, about_format=about_format, config=config, state=state, catalog=catalog
+        """Read the catalog and state files once, with clear errors; then run as the SDK does.
+
+        The SDK's `Tap.invoke` parses the files' text into dicts and `Tap.__init__` builds its
+        `Catalog` from the catalog's: at 1,000 tables the text, the parsed document and the
+        catalog (with the parser's leftovers) were tens of MB alive at once, and the memory the
+        parse took stayed taken for the whole run. This does what `Tap.invoke` does, in its
+        order (`--about` in the `PluginBase` part, the version line, the tap, `sync_all`), from
+        files parsed once, handing `Tap.__init__` a `Catalog` (`catalog_of`), which the SDK
+        takes as it is; the parsed document is let go before any stream is built.
+        """
+        parsed_catalog, parsed_state = read_input_files(catalog, state)
+        input_catalog = None if parsed_catalog is None else catalog_of(parsed_catalog)
+        del parsed_catalog
+        super(Tap, cls).invoke(about=about, about_format=about_format)
+        cls.print_version(print_fn=cls.logger.info)
+        tap = cls(
+            config=config.config if config is not None else {},
+            state=parsed_state,
+            catalog=input_catalog,
+            parse_env_config=config is not None and config.parse_env,
+            validate_config=True,
         )
+        tap.sync_all()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Refuse bad settings in one line each (unknown names too), before any request.
@@ -209,7 +224,8 @@ class TapMapTable(Tap):
         is registered: registered all at once, the SDK's two deep copies per stream are a peak
         of tens of megabytes at 1,000 tables. Without an input catalog the streams already
         exist (the catalog is made from them), and their maps keep the stream's own schema; with
-        one, the maps keep the catalog entry's schema, which the stream is then built with.
+        one, the maps keep the catalog entry's schema, which each table's stream is then built
+        with (the fixed streams keep their own).
         """
         PluginBase.setup_mapper(self)
         catalog = self.catalog

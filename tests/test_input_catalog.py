@@ -8,13 +8,17 @@ only ever asks an entry for `schema.to_dict()` (`sharing.SchemaDict`).
 from __future__ import annotations
 
 import copy
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 from singer_sdk.singerlib import Catalog
 
-from tap_maptable.sharing import SchemaDict
+from tap_maptable.sharing import SchemaDict, catalog_of, compact
 from tap_maptable.tap import TapMapTable
-from tests.helpers import discover, is_row_stream, sync, tap_config
+from tests.helpers import discover, is_row_stream, run_cli, sync, tap_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _deselect(catalog: dict[str, Any], stream: str, prop: str) -> None:
@@ -79,3 +83,62 @@ def test_a_deselected_property_is_neither_in_the_schema_nor_in_records(sandbox: 
     kept = run.tap.input_catalog
     assert kept is not None
     assert prop in kept[name].schema.to_dict()["properties"], "the stream's own schema changed"
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in parsed JSON, dict keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def test_what_the_catalog_keeps_is_copied_out_of_the_parsed_document(sandbox: Any) -> None:
+    # Kept in place, a few MB of strings would hold all of the parser's memory for the run.
+    _, discovered, _, _ = _catalog(sandbox)
+    catalog = json.loads(json.dumps(discovered))  # as the command line has it: parsed text
+    parsed = {id(s) for s in _strings(catalog)}
+    kept = catalog_of(catalog).to_dict()
+    assert kept == Catalog.from_dict(catalog).to_dict()
+    assert not [s for s in _strings(kept) if id(s) in parsed], "a parsed string is kept"
+
+
+def test_compact_copies_equal_values_and_leaves_other_values_alone() -> None:
+    value = {"a": ["x", "x", 1, 2.5, None, True], "b": {"x": "y"}}
+    copied = compact(value, {})
+    assert copied == value
+    assert copied["a"] is not value["a"]
+    assert copied["a"][0] is copied["a"][1]
+    assert next(iter(copied["b"])) is copied["a"][0], "a key and an equal value are one string"
+
+
+def test_a_catalog_object_is_taken_as_it_is(sandbox: Any) -> None:
+    config, catalog, name, _ = _catalog(sandbox)
+    handed = Catalog.from_dict(catalog)
+    tap = TapMapTable(config=config, catalog=handed)
+    assert tap.input_catalog is handed
+    assert name in tap.streams
+
+
+def test_the_command_line_reads_a_catalog_as_a_caller_s_dict_is_read(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    config, catalog, name, prop = _catalog(sandbox)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    cli = run_cli(["--catalog", str(path)], config)
+    assert cli.returncode == 0, cli.stderr
+    in_process = sync(config, catalog=catalog)
+
+    def schemas(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return {m["stream"]: m["schema"] for m in messages if m["type"] == "SCHEMA"}
+
+    def rows(messages: list[dict[str, Any]]) -> int:
+        return sum(m["type"] == "RECORD" and m["stream"] == name for m in messages)
+
+    assert schemas(cli.messages) == schemas(in_process.messages)
+    assert prop not in schemas(cli.messages)[name]["properties"]
+    assert rows(cli.messages) == rows(in_process.messages) > 0
