@@ -40,6 +40,25 @@ def venv_bin(name: str) -> str:
     return found
 
 
+PLUGIN_VENV = WORK_DIR / "plugin-venv"
+
+
+def plugin_tap() -> str:
+    """`tap-maptable` in a venv that holds the tap and its dependencies only, as Meltano has it.
+
+    For memory figures: the bench's own venv holds matplotlib, hence numpy, which joblib (a
+    singer-sdk dependency) imports when it is there: 17 MiB more in every tap process, none of
+    it in a plugin's venv. Made once (an editable install: the tap's code is the checkout's);
+    delete bench/work/plugin-venv after changing the tap's dependencies.
+    """
+    tap = PLUGIN_VENV / "bin" / "tap-maptable"
+    if not tap.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PLUGIN_VENV)], check=True)
+        pip = [str(PLUGIN_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, "-e", str(ROOT)], check=True)
+    return str(tap)
+
+
 def work_dir(name: str) -> Path:
     """A fresh directory for one scenario's files (configs, logs, outputs)."""
     path = WORK_DIR / name
