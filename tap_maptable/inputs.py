@@ -54,6 +54,25 @@ def check_catalog(catalog: dict[str, Any]) -> None:
             raise ConfigurationError(msg)
 
 
+def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None) -> None:
+    """Give a catalog entry the stream's key and bookmark where the entry leaves them out.
+
+    An entry written by hand may hold only `tap_stream_id` and `schema`. The SDK then took no
+    key (a target appends every run's rows again: duplicates) and no replication key (a table
+    read FULL_TABLE on every run); and its stream maps, which make the SCHEMA message, read
+    the key from `key_properties` alone, not from the `table-key-properties` metadata. What an
+    entry states is kept: `key_properties: []`, a key in its metadata, `FULL_TABLE`.
+    """
+    root = entry.metadata.get(())
+    if entry.key_properties is None:
+        stated = getattr(root, "table_key_properties", None)
+        entry.key_properties = list(keys if stated is None else stated)
+    method = entry.replication_method or getattr(root, "forced_replication_method", None)
+    replication_key = entry.replication_key or getattr(root, "replication_key", None)
+    if bookmark is not None and replication_key is None and method in {None, "INCREMENTAL"}:
+        entry.replication_key = bookmark
+
+
 def normalise_state(state: dict[str, Any]) -> dict[str, Any]:
     """Accept a tap state (or a STATE message wrapping one); raise one line for anything else.
 
@@ -92,6 +111,11 @@ def _check_row_bookmark(stream: str, bookmark: dict[str, Any]) -> None:
         raise ConfigurationError(msg)
 
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from singer_sdk.singerlib import CatalogEntry
+
 if TYPE_CHECKING:  # click 8.2+ types its ParamType generically; older click is not generic
     _FileParam = click.ParamType[IO[str], Any]
 else:
@@ -99,15 +123,17 @@ else:
 
 
 class InputFile(_FileParam):
-    """`--catalog` and `--state`: the file's text, read and closed while the option is parsed.
+    """`--catalog` and `--state`: a file named on the command line, read when the run needs it.
 
     The SDK declares both as `click.File()`, which opens the file while the command line is
     parsed and leaves closing it to the click context's end. When a later option's callback
     fails (`--discover` with a bad config) click never ends that context, and the open file
     surfaced at exit as `ResourceWarning: unclosed file` (printed on every failed run under
-    Meltano, which sets PYTHONWARNINGS). Reading the whole file at once leaves nothing open on
-    any path. A file that cannot be read is also a one-line `invalid catalog|state` error with
-    exit code 1, like an unreadable `--config` file, rather than click's usage error (exit 2).
+    Meltano, which sets PYTHONWARNINGS). Here nothing is opened while the command line is
+    parsed (`NamedFile`): the run reads each file whole when it starts, so nothing is left open
+    on any path, and `--about` reads neither (nor waits for standard input). A file that cannot
+    be read is a one-line `invalid catalog|state` error with exit code 1, like an unreadable
+    `--config` file, rather than click's usage error (exit 2).
     """
 
     name = "file"
@@ -119,24 +145,11 @@ class InputFile(_FileParam):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> IO[str]:
-        """Read the named file (`-`: standard input) and hand on its text in memory."""
+        """The named file (`-`: standard input), to be read by the run."""
         del param, ctx  # the error names the input itself
-        if not isinstance(value, str):  # already read (click converts defaults again)
+        if not isinstance(value, str):  # already converted (click converts defaults again)
             return cast("IO[str]", value)
-        try:
-            if value == "-":
-                text = sys.stdin.read()
-            else:
-                with Path(value).open(encoding="utf-8") as file:
-                    text = file.read()
-        except UnicodeDecodeError:
-            msg = f"invalid {self.what}: {value} is not UTF-8 text"
-            raise ConfigurationError(msg) from None
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            msg = f"invalid {self.what}: cannot read {value}: {reason}"
-            raise ConfigurationError(msg) from None
-        return cast("IO[str]", TextOnce(text))
+        return cast("IO[str]", NamedFile(value, self.what))
 
 
 def read_input_files(
@@ -165,19 +178,18 @@ def read_input_files(
     return parsed_catalog, parsed_state
 
 
-class TextOnce(io.TextIOBase):
-    """A file's text, held once and handed over whole by `read()`, then let go.
+class NamedFile(io.TextIOBase):
+    """A file named on the command line, opened and read whole by `read()`, and closed at once.
 
-    `read_input_files` reads it once, but click keeps the file for the whole run: the text
-    (about 10 MB at 1,000 tables) must not stay with it. Nor is it kept in an
-    `io.StringIO`, whose buffer holds four bytes a character: reading a 10 MB catalog that way
-    took 80 MB more at its peak than the text itself, more than a 1,000-table sync then uses.
+    Holds the name only: nothing is open, and no text is kept, between the command line and
+    the run (a 1,000-table catalog is about 10 MB of text).
     """
 
-    def __init__(self, text: str) -> None:
-        """Hold `text` until it is read."""
+    def __init__(self, path: str, what: str) -> None:
+        """`path` (`-`: standard input); `what` (`catalog` or `state`) names it in errors."""
         super().__init__()
-        self._text: str | None = text
+        self.path = path
+        self.what = what
 
     def readable(self) -> bool:
         """A file to read."""
@@ -186,11 +198,21 @@ class TextOnce(io.TextIOBase):
     def read(self, size: int | None = -1) -> str:
         """The whole text, once (the file is closed by it); reading in parts is not offered."""
         if size is not None and size >= 0:
-            msg = "TextOnce is read whole"
+            msg = "NamedFile is read whole"
             raise io.UnsupportedOperation(msg)
-        text, self._text = self._text or "", None
         self.close()
-        return text
+        try:
+            if self.path == "-":
+                return sys.stdin.read()
+            with Path(self.path).open(encoding="utf-8") as file:
+                return file.read()
+        except UnicodeDecodeError:
+            msg = f"invalid {self.what}: {self.path} is not UTF-8 text"
+            raise ConfigurationError(msg) from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            msg = f"invalid {self.what}: cannot read {self.path}: {reason}"
+            raise ConfigurationError(msg) from None
 
 
 def _read(file: IO[str], what: str) -> str:

@@ -35,7 +35,13 @@ from tap_maptable.discovery import (
 )
 from tap_maptable.envelope import parse_detail
 from tap_maptable.errors import TABLE_ERRORS, TablesSkippedError, one_line
-from tap_maptable.inputs import InputFile, check_catalog, normalise_state, read_input_files
+from tap_maptable.inputs import (
+    InputFile,
+    check_catalog,
+    keep_identity,
+    normalise_state,
+    read_input_files,
+)
 from tap_maptable.output import SingerOutput
 from tap_maptable.progress import Pace, Progress
 from tap_maptable.reading import Hold, Reader, TableRead
@@ -75,6 +81,13 @@ DISCOVERY_SKIPS: tuple[type[Exception], ...] = (UnmappableColumnsError, *TABLE_E
 FIXED_STREAMS = frozenset(
     {WorkspacesStream.name, ProjectsStream.name, TableNodesStream.name},
 )
+# Each stream's key and bookmark, for catalog entries that leave them out (`keep_identity`).
+IDENTITIES: dict[str, tuple[list[str], str | None]] = {
+    WorkspacesStream.name: (WorkspacesStream.primary_keys, WorkspacesStream.replication_key),
+    ProjectsStream.name: (ProjectsStream.primary_keys, ProjectsStream.replication_key),
+    TableNodesStream.name: (TableNodesStream.primary_keys, TableNodesStream.replication_key),
+}
+TABLE_IDENTITY = (TableRowsStream.primary_keys, TableRowsStream.replication_key)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -181,17 +194,18 @@ class TapMapTable(Tap):
         """Read the catalog and state files once, with clear errors; then run as the SDK does.
 
         The SDK's `Tap.invoke` parses the files' text into dicts and `Tap.__init__` builds its
-        `Catalog` from the catalog's: at 1,000 tables the text, the parsed document and the
-        catalog (with the parser's leftovers) were tens of MB alive at once, and the memory the
-        parse took stayed taken for the whole run. This does what `Tap.invoke` does, in its
-        order (`--about` in the `PluginBase` part, the version line, the tap, `sync_all`), from
-        files parsed once, handing `Tap.__init__` a `Catalog` (`catalog_of`), which the SDK
-        takes as it is; the parsed document is let go before any stream is built.
+        `Catalog` from the catalog's: at 1,000 tables the text, the parsed document and the catalog
+        (with the parser's leftovers) were tens of MB alive at once, and the memory the parse took
+        stayed taken for the whole run. This does what `Tap.invoke` does, in its order (`--about`
+        in the `PluginBase` part, the version line, the tap, `sync_all`; the files are read after
+        `--about`, which needs neither), from files parsed once, handing `Tap.__init__` a `Catalog`
+        (`catalog_of`), which the SDK takes as it is; the parsed document is let go before any
+        stream is built.
         """
+        super(Tap, cls).invoke(about=about, about_format=about_format)  # `--about` exits here
         parsed_catalog, parsed_state = read_input_files(catalog, state)
         input_catalog = None if parsed_catalog is None else catalog_of(parsed_catalog)
         del parsed_catalog
-        super(Tap, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
         tap = cls(
             config=config.config if config is not None else {},
@@ -225,13 +239,16 @@ class TapMapTable(Tap):
         of tens of megabytes at 1,000 tables. Without an input catalog the streams already
         exist (the catalog is made from them), and their maps keep the stream's own schema; with
         one, the maps keep the catalog entry's schema, which each table's stream is then built
-        with (the fixed streams keep their own).
+        with (the fixed streams keep their own); and an entry that leaves out the stream's key
+        or bookmark gets the stream's own first (`keep_identity`), for the maps and the stream.
         """
         PluginBase.setup_mapper(self)
         catalog = self.catalog
         streams = self.streams if self.input_catalog is None else {}
         for entry in catalog.streams:
             name = entry.stream or entry.tap_stream_id
+            if self.input_catalog is not None:
+                keep_identity(entry, *IDENTITIES.get(entry.tap_stream_id, TABLE_IDENTITY))
             self.mapper.register_raw_streams_from_catalog(Catalog([(entry.tap_stream_id, entry)]))
             stream = streams.get(name)
             schema = stream.schema if stream is not None else None

@@ -142,3 +142,42 @@ def test_the_command_line_reads_a_catalog_as_a_caller_s_dict_is_read(
     assert schemas(cli.messages) == schemas(in_process.messages)
     assert prop not in schemas(cli.messages)[name]["properties"]
     assert rows(cli.messages) == rows(in_process.messages) > 0
+
+
+def _bare(catalog: dict[str, Any]) -> dict[str, Any]:
+    """The catalog as written by hand: each entry its `tap_stream_id` and `schema` alone."""
+    return {
+        "streams": [
+            {"tap_stream_id": e["tap_stream_id"], "schema": e["schema"]} for e in catalog["streams"]
+        ]
+    }
+
+
+def test_an_entry_without_key_or_bookmark_keeps_the_tap_s(sandbox: Any) -> None:
+    # Left with no key, a target appends every run's rows again; with no bookmark, every table
+    # is read FULL_TABLE on every run.
+    config, catalog, name, _ = _catalog(sandbox)
+    run = sync(config, catalog=_bare(catalog))
+    schemas = {m["stream"]: m for m in run.messages if m["type"] == "SCHEMA"}
+    assert schemas[name]["key_properties"] == ["_row_id"]
+    assert schemas[name]["bookmark_properties"] == ["_updated_at"]
+    assert schemas["workspaces"]["key_properties"] == ["type", "id"]
+    assert schemas["projects"]["key_properties"] == ["id"]
+    versions = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
+    assert not {s for s in versions if is_row_stream(s)}, "a table was read FULL_TABLE"
+    final = next(m for m in reversed(run.messages) if m["type"] == "STATE")
+    assert final["value"]["bookmarks"][name]["replication_key"] == "_updated_at"
+
+
+def test_what_an_entry_says_of_key_and_method_is_followed(sandbox: Any) -> None:
+    config, catalog, name, _ = _catalog(sandbox)
+    bare = _bare(catalog)
+    for entry in bare["streams"]:
+        if entry["tap_stream_id"] == name:
+            entry["key_properties"] = []
+            entry["replication_method"] = "FULL_TABLE"
+    run = sync(config, catalog=bare)
+    schema = next(m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == name)
+    assert schema["key_properties"] == []
+    versions = [m for m in run.messages if m["type"] == "ACTIVATE_VERSION"]
+    assert [m for m in versions if m["stream"] == name], "FULL_TABLE was not followed"

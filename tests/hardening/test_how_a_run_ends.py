@@ -74,6 +74,9 @@ CASES = {
         "tap-maptable: error: Invalid value for '--format': 'xml' is not one of",
     ),
     "about": ("--about --state {dir}/state.json", 0, ""),
+    # `--about` reads neither file: it exits 0 as README says, whatever the files hold.
+    "about-bad-catalog": ("--about --catalog {dir}/not-json.json", 0, ""),
+    "about-missing-state": ("--about --state {dir}/missing.json", 0, ""),
 }
 # README's exit code table (Troubleshooting): every code the tap returns. 3 is a finished run
 # that skipped tables MapTable refused to serve.
