@@ -252,3 +252,16 @@ def test_start_date_bounds_a_first_run_and_a_backfill(
     assert {r["_row_id"] for r in second.rows[stream(changed)]} == incremental_rows(
         sandbox, changed, start
     )
+
+
+def test_a_state_handed_over_in_process_is_no_change(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A finished tap's own `state` (records as tuples, not parsed lists) starts no backfill."""
+    config = tap_config(sandbox)
+    first = sync(config)
+    assert first.tap is not None
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        sync(config, state=first.tap.state)
+    assert backfill_lines(caplog) == []

@@ -53,6 +53,8 @@ class SegmentCursor:
     Remembers one small hash per segment, not the rows, so memory stays flat.
     """
 
+    __slots__ = ("_seen", "after", "done", "resumed", "table_id")
+
     def __init__(self, table_id: str, after: str | None = None) -> None:
         """Start at the first segment, or (`after`: an earlier run's resume point) after a row."""
         self.table_id = table_id
@@ -106,4 +108,6 @@ class SegmentCursor:
             self._seen.add(key)
             self.after = last
         self.done = not more
+        if self.done:
+            self._seen = set()  # a run holds every table's cursor to its end
         return segment
