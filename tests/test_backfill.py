@@ -263,5 +263,5 @@ def test_a_state_handed_over_in_process_is_no_change(
     assert first.tap is not None
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        sync(config, state=first.tap.state)
+        sync(config, state=dict(first.tap.state))
     assert backfill_lines(caplog) == []
