@@ -12,13 +12,13 @@ import io
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 import click
 
 from tap_maptable.columns import ROW_ID, UPDATED_AT
 from tap_maptable.errors import ConfigurationError
-from tap_maptable.settings import is_datetime, parse_json_file
+from tap_maptable.settings import is_datetime, json_type, parse_json_file
 
 
 def check_catalog(catalog: dict[str, Any]) -> None:
@@ -80,8 +80,12 @@ def normalise_state(state: dict[str, Any]) -> dict[str, Any]:
     another key (written by another version or another tap) is refused rather than guessed at,
     because guessing wrong would silently skip rows.
     """
-    if state.get("type") == "STATE" and isinstance(state.get("value"), dict):
-        state = state["value"]
+    if state.get("type") == "STATE":
+        value = state.get("value")
+        if not isinstance(value, dict):
+            msg = f"invalid state: a STATE message whose value is {json_type(value)}, not an object"
+            raise ConfigurationError(msg)
+        state = value
     bookmarks = state.get("bookmarks", {})
     if not isinstance(bookmarks, dict):
         msg = "invalid state: 'bookmarks' is not an object"
@@ -165,17 +169,33 @@ def read_input_files(
         for file in (catalog, state):
             if file is not None:
                 files.enter_context(file)
+        if _source(catalog) == _source(state) == STDIN:
+            msg = "invalid state: standard input is the catalog already (`--catalog -`)"
+            raise ConfigurationError(msg)
         catalog_text = _read(catalog, "catalog") if catalog is not None else None
         state_text = _read(state, "state") if state is not None else None
     parsed_catalog = None
     if catalog_text is not None:
-        parsed_catalog = parse_json_file(catalog_text, "catalog", parse_float=Decimal)
+        parsed_catalog = parse_json_file(
+            catalog_text, "catalog", _source(catalog), parse_float=Decimal
+        )
         del catalog_text  # about 10 MB at 1,000 tables: not kept while the catalog is built
         check_catalog(parsed_catalog)
     parsed_state = None
     if state_text is not None:
-        parsed_state = parse_json_file(state_text, "state", parse_float=Decimal)
+        parsed_state = parse_json_file(state_text, "state", _source(state), parse_float=Decimal)
     return parsed_catalog, parsed_state
+
+
+STDIN: Final = "standard input"
+
+
+def _source(file: IO[str] | None) -> str | None:
+    """How errors name a file: its path, `standard input` for `-`; None for a caller's object."""
+    path = getattr(file, "path", None)
+    if not isinstance(path, str):
+        return None
+    return STDIN if path == "-" else path
 
 
 class NamedFile(io.TextIOBase):

@@ -368,12 +368,24 @@ def parse_json_file(
     `options` go to `json.loads` (`parse_float`, ...).
     """
     source = f"{path} is " if path else ""
+    if not text or text.isspace():
+        msg = f"invalid {what}: {path or 'the file'} is empty; expected a JSON object"
+        raise ConfigurationError(msg)
     try:
-        value = None if not text or text.isspace() else json.loads(text, **options)
+        value = json.loads(text, **options)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # one value, then more: Singer message lines, most likely
+            msg = (
+                f"invalid {what}: {path or 'the file'} holds several JSON values; expected "
+                "one object"
+            )
+            if what == "state":
+                msg += " (of a target's or the tap's STATE lines, give only the last one)"
+            raise ConfigurationError(msg) from None
+        msg = f"invalid {what}: not valid JSON ({exc})"
+        raise ConfigurationError(msg) from None
     except ValueError as exc:
-        msg = f"invalid {what}: not valid JSON ({exc})".replace(
-            "invalid config file", "invalid config: file"
-        )
+        msg = f"invalid {what}: not valid JSON ({exc})"
         raise ConfigurationError(msg) from None
     if not isinstance(value, dict):
         msg = f"invalid {what}: {source}expected a JSON object, got {json_type(value)}"

@@ -73,6 +73,27 @@ CASES = {
         2,
         "tap-maptable: error: Invalid value for '--format': 'xml' is not one of",
     ),
+    # A state file that is not one state says what it is instead ("got null", "Extra data").
+    "state-empty": (
+        "--config {dir}/good.json --catalog {dir}/catalog.json --state {dir}/empty.json",
+        1,
+        "tap-maptable: error: invalid state: {dir}/empty.json is empty",
+    ),
+    "state-several-lines": (
+        "--config {dir}/good.json --catalog {dir}/catalog.json --state {dir}/states.jsonl",
+        1,
+        "tap-maptable: error: invalid state: {dir}/states.jsonl holds several JSON values",
+    ),
+    "state-message-of-null": (
+        "--config {dir}/good.json --catalog {dir}/catalog.json --state {dir}/null-state.json",
+        1,
+        "tap-maptable: error: invalid state: a STATE message whose value is null",
+    ),
+    "catalog-and-state-both-stdin": (
+        "--config {dir}/good.json --catalog - --state -",
+        1,
+        "tap-maptable: error: invalid state: standard input is the catalog already",
+    ),
     "about": ("--about --state {dir}/state.json", 0, ""),
     # `--about` reads neither file: it exits 0 as README says, whatever the files hold.
     "about-bad-catalog": ("--about --catalog {dir}/not-json.json", 0, ""),
@@ -99,6 +120,10 @@ def inputs(tmp_path: Path) -> Path:
     (tmp_path / "catalog.json").write_text(json.dumps({"streams": []}))
     (tmp_path / "not-utf8.json").write_bytes(b"\xff\xfe{}")
     (tmp_path / "not-json.json").write_text("{not json")
+    (tmp_path / "empty.json").write_text("\n")
+    state_line = json.dumps({"type": "STATE", "value": {"bookmarks": {}}})
+    (tmp_path / "states.jsonl").write_text(f"{state_line}\n{state_line}\n")
+    (tmp_path / "null-state.json").write_text(json.dumps({"type": "STATE", "value": None}))
     return tmp_path
 
 
@@ -109,7 +134,14 @@ def test_a_run_prints_nothing_but_its_own_lines(inputs: Path, case: str) -> None
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_MAPTABLE_")}
     env["PYTHONWARNINGS"] = "default"  # what shows the warnings; Meltano sets `once`
     result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=60, env=env, cwd=inputs, check=False
+        argv,
+        input=json.dumps({"streams": []}),  # standard input, for `-`
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=inputs,
+        check=False,
     )
     for stray in ("ResourceWarning", "tracemalloc", "Warning:", "Traceback"):
         assert stray not in result.stderr, result.stderr[-2000:]
