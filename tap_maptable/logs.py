@@ -16,10 +16,12 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from singer_sdk.exceptions import SyncLifecycleSignal
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 
 # singer-sdk messages that repeat per table (or per child stream) and tell a person nothing to do.
@@ -33,9 +35,14 @@ _SDK_NOISE = (
     "New replication value is null",  # a row with no update time: counted per table instead
 )
 
+# What a singer-sdk stream logs at ERROR for any exception that ends its sync, its own control
+# signals included: `--test` ends every stream with the record-limit signal, so a passing
+# connection test printed an ERROR per table. Dropped for those signals only.
+_SDK_SIGNAL_AS_ERROR = "An unhandled error occurred while syncing '"
+
 
 class _DropSDKNoise(logging.Filter):
-    """Drop singer-sdk's repetitive INFO/WARNING lines, unless the run logs at DEBUG."""
+    """Drop the SDK's repetitive INFO/WARNING lines and its signals logged as errors."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep every record but the SDK's known noise."""
@@ -44,6 +51,9 @@ class _DropSDKNoise(logging.Filter):
         if not record.name.startswith(("singer_sdk", "tap-maptable")):
             return True
         message = record.getMessage()
+        if message.startswith(_SDK_SIGNAL_AS_ERROR):
+            # Logged inside the SDK's `except`: the exception it handles is the one current.
+            return not isinstance(sys.exc_info()[1], SyncLifecycleSignal)
         return not message.startswith(_SDK_NOISE)
 
 
