@@ -73,12 +73,13 @@ def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None
         entry.replication_key = bookmark
 
 
-def normalise_state(state: dict[str, Any]) -> dict[str, Any]:
+def normalise_state(state: dict[str, Any], read: Container[str] | None = None) -> dict[str, Any]:
     """Accept a tap state (or a STATE message wrapping one); raise one line for anything else.
 
     A row stream's bookmark must be on `_updated_at` with a readable time: a bookmark on
     another key (written by another version or another tap) is refused rather than guessed at,
-    because guessing wrong would silently skip rows.
+    because guessing wrong would silently skip rows. That holds for the streams the run reads
+    (`read`; None: every stream); the bookmarks of the others pass through as they are.
     """
     if state.get("type") == "STATE":
         value = state.get("value")
@@ -94,8 +95,20 @@ def normalise_state(state: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(bookmark, dict):
             msg = f"invalid state: the bookmark of stream {stream!r} is not an object"
             raise ConfigurationError(msg)
-        _check_row_bookmark(stream, bookmark)
+        if read is None or stream in read:
+            _check_row_bookmark(stream, bookmark)
     return state
+
+
+def streams_read(catalog: Catalog | None) -> set[str] | None:
+    """The streams a catalog selects, as the SDK's streams decide it (None: no catalog, all)."""
+    if catalog is None:
+        return None
+    return {
+        entry.tap_stream_id
+        for entry in catalog.streams
+        if entry.metadata.resolve_selection().get((), True)
+    }
 
 
 def _check_row_bookmark(stream: str, bookmark: dict[str, Any]) -> None:
@@ -116,9 +129,9 @@ def _check_row_bookmark(stream: str, bookmark: dict[str, Any]) -> None:
 
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Container, Sequence
 
-    from singer_sdk.singerlib import CatalogEntry
+    from singer_sdk.singerlib import Catalog, CatalogEntry
 
 if TYPE_CHECKING:  # click 8.2+ types its ParamType generically; older click is not generic
     _FileParam = click.ParamType[IO[str], Any]

@@ -41,6 +41,7 @@ from tap_maptable.inputs import (
     keep_identity,
     normalise_state,
     read_input_files,
+    streams_read,
 )
 from tap_maptable.output import SingerOutput
 from tap_maptable.progress import Pace, Progress
@@ -164,7 +165,9 @@ class TapMapTable(Tap):
             kwargs["catalog"] = catalog_of(catalog)
         state = kwargs.get("state")
         if isinstance(state, dict):
-            kwargs["state"] = normalise_state(state)
+            catalog = kwargs.get("catalog")
+            read = streams_read(catalog if isinstance(catalog, Catalog) else None)
+            kwargs["state"] = normalise_state(state, read)
         self._skipped: list[tuple[str, str]] = []
         self._planned_reader: Reader | None = None
         super().__init__(*args, **kwargs)

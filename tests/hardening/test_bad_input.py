@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.hardening.support import assert_one_clear_line, stream_of
-from tests.helpers import Run, discover, is_row_stream, run_cli, tap_config
+from tests.helpers import Run, discover, is_row_stream, run_cli, select_only, tap_config
 
 CONFIG_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("app_id-not-a-string", {"app_id": 123}, ["app_id must be a string, not an integer"]),
@@ -232,6 +232,31 @@ def test_a_malformed_or_foreign_state_is_refused_in_one_line(
     run = run_cli(["--catalog", str(catalog_path), "--state", str(state)], tap_config(sandbox))
     _assert_refused(run, sandbox, "state", *named)
     assert not run.of_type("RECORD")
+
+
+def test_a_foreign_bookmark_of_a_stream_not_read_is_kept_not_refused(sandbox, tmp_path) -> None:
+    """Only the bookmarks of the streams a run reads must be readable: the others pass through."""
+    stream = _row_stream(sandbox)
+    others = {s["tap_stream_id"] for s in discover(tap_config(sandbox))["streams"]} - {stream}
+    catalog = select_only(discover(tap_config(sandbox)), others)
+    sandbox.reset_log()
+    old = {"replication_key": "updateTime", "replication_key_value": "2024-05-01 10:00:00"}
+    state = {"bookmarks": {stream: old, "table_tblGone": old}}
+    run = run_cli(
+        [
+            "--catalog",
+            str(_config_file(tmp_path, "catalog.json", json.dumps(catalog))),
+            "--state",
+            str(_config_file(tmp_path, "state.json", json.dumps(state))),
+        ],
+        tap_config(sandbox),
+    )
+    assert run.returncode == 0, run.stderr[-500:]
+    assert stream not in run.records
+    assert {s for s in run.records if is_row_stream(s)} == {s for s in others if is_row_stream(s)}
+    last = run.of_type("STATE")[-1]["value"]["bookmarks"]
+    assert last[stream] == old
+    assert last["table_tblGone"] == old
 
 
 # -- table_ids naming a table that does not exist ---------------------------------------------
