@@ -54,6 +54,26 @@ def check_catalog(catalog: dict[str, Any]) -> None:
             raise ConfigurationError(msg)
 
 
+def stated_method(raw_entry: dict[str, Any]) -> str | None:
+    """The replication method a parsed catalog entry states, Singer's metadata first.
+
+    Singer's `replication-method` root metadata is what a user or an orchestrator writes to
+    choose the method (Meltano's `metadata` extra writes it, and the entry's
+    `replication_method` beside it); the entry's `replication_method` is the older place,
+    which a discovered catalog fills with INCREMENTAL. The SDK reads only the latter (and the
+    `forced-replication-method` metadata): its metadata model drops `replication-method`, so a
+    table set FULL_TABLE in its metadata, as Singer documents it, stayed INCREMENTAL.
+    """
+    for item in raw_entry.get("metadata") or []:
+        if isinstance(item, dict) and item.get("breadcrumb") == []:
+            values = item.get("metadata")
+            method = values.get("replication-method") if isinstance(values, dict) else None
+            if isinstance(method, str) and method:
+                return method
+    stated = raw_entry.get("replication_method")
+    return stated if isinstance(stated, str) and stated else None
+
+
 def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None) -> None:
     """Give a catalog entry the stream's key and bookmark where the entry leaves them out.
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.singerlib import Catalog, CatalogEntry, Schema
 
+from tap_maptable.inputs import stated_method
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -78,8 +80,9 @@ def catalog_of(parsed: dict[str, Any]) -> Catalog:
     """The SDK's `Catalog` of a parsed (and checked) catalog, each schema one dict.
 
     What `Catalog.from_dict` makes, entry by entry through `CatalogEntry.from_dict`, except
-    the schema (`SchemaDict`); all it keeps is a `compact` copy, so `parsed` can be let go
-    whole, and is left as it was (the caller may use it again).
+    the schema (`SchemaDict`) and the replication method (`stated_method`); all it keeps is a
+    `compact` copy, so `parsed` can be let go whole, and is left as it was (the caller may use
+    it again).
     """
     strings: dict[str, str] = {}
     catalog = Catalog()
@@ -87,6 +90,7 @@ def catalog_of(parsed: dict[str, Any]) -> Catalog:
         schema = Schema.from_dict(raw.get("schema", {})).to_dict()
         entry = CatalogEntry.from_dict(compact({**raw, "schema": {}}, strings))
         entry.schema = SchemaDict(held=compact(schema, strings))
+        entry.replication_method = compact(stated_method(raw), strings)
         catalog[entry.tap_stream_id] = entry
     return catalog
 

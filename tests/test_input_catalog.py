@@ -181,3 +181,20 @@ def test_what_an_entry_says_of_key_and_method_is_followed(sandbox: Any) -> None:
     assert schema["key_properties"] == []
     versions = [m for m in run.messages if m["type"] == "ACTIVATE_VERSION"]
     assert [m for m in versions if m["stream"] == name], "FULL_TABLE was not followed"
+
+
+def test_singer_replication_method_metadata_is_followed(sandbox: Any) -> None:
+    # Singer's non-discoverable `replication-method` (root metadata, as a user or an orchestrator
+    # writes it) in a discovered catalog, whose entries say INCREMENTAL at the top: the SDK's
+    # metadata model drops the key, so the stream stayed INCREMENTAL.
+    config, catalog, name, _ = _catalog(sandbox)
+    assert {e.get("replication_method") for e in catalog["streams"]} >= {"INCREMENTAL"}
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == [] and entry["tap_stream_id"] == name:
+                item["metadata"]["replication-method"] = "FULL_TABLE"
+    run = sync(config, catalog=catalog)
+    versions = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
+    assert name in versions, "replication-method metadata was not followed"
+    others = {e["tap_stream_id"] for e in catalog["streams"]} - {name}
+    assert not {s for s in versions & others if is_row_stream(s)}  # the others stay INCREMENTAL
