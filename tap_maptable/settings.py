@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
@@ -373,6 +373,8 @@ def parse_json_file(
         raise ConfigurationError(msg)
     try:
         value = json.loads(text, **options)
+    except RecursionError:
+        raise ConfigurationError(_TOO_DEEP.format(what=what)) from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # one value, then more: Singer message lines, most likely
             msg = (
@@ -390,4 +392,28 @@ def parse_json_file(
     if not isinstance(value, dict):
         msg = f"invalid {what}: {source}expected a JSON object, got {json_type(value)}"
         raise ConfigurationError(msg)
+    if too_deep(value):
+        raise ConfigurationError(_TOO_DEEP.format(what=what))
     return value
+
+
+# Deeper than any config, catalog or state the tap writes or reads (a schema nests a few levels
+# per object column): what is deeper would overflow Python's recursion in the SDK's schema code
+# and end the run with a traceback instead of a line.
+MAX_DEPTH: Final = 100
+_TOO_DEEP = f"invalid {{what}}: nested more than {MAX_DEPTH} levels deep"
+
+
+def too_deep(value: Any) -> bool:
+    """Whether parsed JSON nests more than MAX_DEPTH objects and arrays (counted in a loop)."""
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        level = [
+            item
+            for node in level
+            for item in (node.values() if isinstance(node, dict) else node)
+            if isinstance(item, dict | list)
+        ]
+        if not level:
+            return False
+    return True

@@ -89,6 +89,17 @@ CASES = {
         1,
         "tap-maptable: error: invalid state: a STATE message whose value is null",
     ),
+    # Nesting that would overflow Python's recursion (the parser's, or the SDK's schema code).
+    "state-nested-too-deep": (
+        "--config {dir}/good.json --catalog {dir}/catalog.json --state {dir}/deep.json",
+        1,
+        "tap-maptable: error: invalid state: nested more than 100 levels deep",
+    ),
+    "catalog-schema-nested-too-deep": (
+        "--config {dir}/good.json --catalog {dir}/deep-schema.json",
+        1,
+        "tap-maptable: error: invalid catalog: nested more than 100 levels deep",
+    ),
     "catalog-and-state-both-stdin": (
         "--config {dir}/good.json --catalog - --state -",
         1,
@@ -124,6 +135,13 @@ def inputs(tmp_path: Path) -> Path:
     state_line = json.dumps({"type": "STATE", "value": {"bookmarks": {}}})
     (tmp_path / "states.jsonl").write_text(f"{state_line}\n{state_line}\n")
     (tmp_path / "null-state.json").write_text(json.dumps({"type": "STATE", "value": None}))
+    depth = 100_000
+    (tmp_path / "deep.json").write_text('{"bookmarks": {"s": ' + "[" * depth + "]" * depth + "}}")
+    schema: dict[str, object] = {"type": "object"}
+    for _ in range(300):
+        schema = {"type": "object", "properties": {"a": schema}}
+    entry = {"tap_stream_id": "table_tblx", "schema": schema, "metadata": []}
+    (tmp_path / "deep-schema.json").write_text(json.dumps({"streams": [entry]}))
     return tmp_path
 
 
