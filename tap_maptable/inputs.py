@@ -42,6 +42,7 @@ def check_catalog(catalog: dict[str, Any]) -> None:
         if not isinstance(entry.get("metadata", []), list):
             msg = f"invalid catalog: stream {name!r} has metadata that is not a list"
             raise ConfigurationError(msg)
+        _check_methods(name, entry)
         if (
             name.startswith("table_")
             and name != "table_nodes"
@@ -54,6 +55,35 @@ def check_catalog(catalog: dict[str, Any]) -> None:
             raise ConfigurationError(msg)
 
 
+# The replication methods the tap reads a stream with (Singer's spelling).
+METHODS: Final = ("FULL_TABLE", "INCREMENTAL")
+
+
+def _check_methods(name: str, entry: dict[str, Any]) -> None:
+    """Refuse a method the tap does not have, in the entry or in its Singer metadata.
+
+    The SDK read `full_table` or LOG_BASED as INCREMENTAL, silently: a table meant to be read
+    whole never had its deleted rows deleted in the warehouse.
+    """
+    for method in (entry.get("replication_method"), _root_method(entry)):
+        if method not in {None, ""} and method not in METHODS:
+            msg = (
+                f"invalid catalog: stream {name!r} asks for replication method {method!r}; "
+                f"tap-maptable reads {' or '.join(METHODS)}"
+            )
+            raise ConfigurationError(msg)
+
+
+def _root_method(raw_entry: dict[str, Any]) -> Any:
+    """Singer's `replication-method` root metadata of a parsed entry, as written (None: none)."""
+    for item in raw_entry.get("metadata") or []:
+        if isinstance(item, dict) and item.get("breadcrumb") == []:
+            values = item.get("metadata")
+            if isinstance(values, dict) and values.get("replication-method") is not None:
+                return values["replication-method"]
+    return None
+
+
 def stated_method(raw_entry: dict[str, Any]) -> str | None:
     """The replication method a parsed catalog entry states, Singer's metadata first.
 
@@ -64,14 +94,10 @@ def stated_method(raw_entry: dict[str, Any]) -> str | None:
     `forced-replication-method` metadata): its metadata model drops `replication-method`, so a
     table set FULL_TABLE in its metadata, as Singer documents it, stayed INCREMENTAL.
     """
-    for item in raw_entry.get("metadata") or []:
-        if isinstance(item, dict) and item.get("breadcrumb") == []:
-            values = item.get("metadata")
-            method = values.get("replication-method") if isinstance(values, dict) else None
-            if isinstance(method, str) and method:
-                return method
-    stated = raw_entry.get("replication_method")
-    return stated if isinstance(stated, str) and stated else None
+    for method in (_root_method(raw_entry), raw_entry.get("replication_method")):
+        if isinstance(method, str) and method:
+            return method
+    return None
 
 
 def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None) -> None:

@@ -136,6 +136,7 @@ def test_a_config_file_that_is_not_json_is_named(sandbox, tmp_path, content) -> 
 # -- catalog ------------------------------------------------------------------------------------
 
 _SCHEMA = {"type": "object", "properties": {"_row_id": {"type": ["string"]}}}
+_LOWER_CASE_METHOD = {"replication_method": "full_table"}
 CATALOG_CASES: list[tuple[str, str, list[str]]] = [
     ("not-json", "{not json", ["not valid JSON"]),
     ("empty-file", "", ["expected a JSON object"]),
@@ -162,6 +163,29 @@ CATALOG_CASES: list[tuple[str, str, list[str]]] = [
         "metadata-not-a-list",
         json.dumps({"streams": [{"tap_stream_id": "t", "schema": _SCHEMA, "metadata": {}}]}),
         ["metadata that is not a list"],
+    ),
+    # A method the tap does not have was read, silently, as INCREMENTAL.
+    (
+        "method-in-lower-case",
+        json.dumps({"streams": [{"tap_stream_id": "t", "schema": _SCHEMA} | _LOWER_CASE_METHOD]}),
+        ["stream 't' asks for replication method 'full_table'", "FULL_TABLE or INCREMENTAL"],
+    ),
+    (
+        "log-based-in-metadata",
+        json.dumps(
+            {
+                "streams": [
+                    {
+                        "tap_stream_id": "t",
+                        "schema": _SCHEMA,
+                        "metadata": [
+                            {"breadcrumb": [], "metadata": {"replication-method": "LOG_BASED"}}
+                        ],
+                    }
+                ]
+            }
+        ),
+        ["stream 't' asks for replication method 'LOG_BASED'"],
     ),
 ]
 
