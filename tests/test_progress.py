@@ -7,9 +7,11 @@ records sent; how close the time-left estimate comes is a benchmark (bench figur
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import TYPE_CHECKING
 
+from tap_maptable.budget.limiter import BudgetSpec
 from tap_maptable.progress import Pace, WorkLeft, duration, seconds_left
 from tests.helpers import sync, tap_config
 
@@ -20,6 +22,10 @@ LIMIT, WINDOW = 10, 1.0
 PROGRESS = re.compile(
     r"Progress: (?P<done>\d+) of (?P<tables>\d+) tables, [\d,]+ rows sent, [\d,]+ requests "
     r"\(\d+ x 429\) in .+; (?P<estimate>about|at least) .+ left"
+)
+WAIT = re.compile(
+    rf"Request budget in use: {LIMIT} requests per {WINDOW:g} s reached; the next slot frees in "
+    r"(?P<seconds>\d+) s \(this is normal pacing, not an error\)\."
 )
 SUMMARY = re.compile(
     r"Run complete: (?P<done>\d+) of (?P<tables>\d+) tables, (?P<rows>[\d,]+) rows sent, "
@@ -60,6 +66,18 @@ def test_a_run_longer_than_a_window_says_how_far_it_is_and_ends_with_a_summary(
         sync(config, state=first.last_state)
     assert _lines(caplog, PROGRESS)
     assert all(m["estimate"] == "about" for m in _lines(caplog, PROGRESS))
+
+
+def test_a_full_window_says_when_its_next_slot_frees(make_sandbox, caplog) -> None:
+    # A wait can last a whole window with nothing else in the log.
+    sandbox = make_sandbox(rate_limit=LIMIT, rate_window=WINDOW, rows_per_table=50, segment_size=10)
+    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        sync(config)
+    waits = [m for r in caplog.records if (m := WAIT.search(r.getMessage()))]
+    assert waits, "the budget was used up but no wait was said"
+    span = WINDOW + BudgetSpec(LIMIT, WINDOW).margin_s  # a slot frees a window (and margin) on
+    assert all(1 <= int(m["seconds"]) <= math.ceil(span) for m in waits)
 
 
 def test_a_run_shorter_than_a_window_logs_only_the_summary(sandbox, caplog) -> None:

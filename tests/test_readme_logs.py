@@ -45,8 +45,8 @@ def test_the_logs_example_is_what_the_tap_prints() -> None:
     assert pattern_of("Request budget: %d per %g s, kept in %s.").match(budget), budget
     table_done = pattern_of(TABLE_DONE_FORMAT)
     waiting = pattern_of(
-        "Request budget in use: %d requests per %g s reached; waiting for a slot (this is "
-        "normal pacing, not an error)."
+        "Request budget in use: %d requests per %g s reached; %s (this is normal pacing, not "
+        "an error)."
     )
     kinds = []
     for line in rest:

@@ -228,7 +228,7 @@ class RequestBudget:
                 waited = True
                 with self._lock:
                     self.waits += 1
-                self._log_wait()
+                self._log_wait(frees_in)
             if time.monotonic() > deadline:
                 msg = (
                     f"no request slot freed up within {timeout:.0f} s "
@@ -309,13 +309,25 @@ class RequestBudget:
             else:
                 return
 
-    def _log_wait(self) -> None:
+    def _log_wait(self, frees_in: float) -> None:
+        """Say the window is full, and when its next slot frees if this process holds it.
+
+        A wait can last a whole window (a minute) with nothing else in the log: the time tells
+        whoever watches that the run is pacing, not stuck. A slot held by another process
+        sharing the store frees at a time this one does not know: then no time is given.
+        """
         now = time.monotonic()
         if now - self._last_wait_log >= _WAIT_LOG_INTERVAL_S:
             self._last_wait_log = now
+            when = (
+                f"the next slot frees in {math.ceil(frees_in)} s"
+                if frees_in > 0
+                else "waiting for a slot"
+            )
             LOGGER.info(
-                "Request budget in use: %d requests per %g s reached; waiting for a slot "
+                "Request budget in use: %d requests per %g s reached; %s "
                 "(this is normal pacing, not an error).",
                 self._limit,
                 self.spec.window_s,
+                when,
             )
