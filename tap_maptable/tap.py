@@ -465,11 +465,8 @@ class TapMapTable(Tap):
                 reader.workers,
             ),
             work_left=reader.work_left,
-            requests=lambda: (
-                connection.budget.acquired,
-                connection.budget.rate_limited,
-                connection.budget.free_slots(),
-            ),
+            requests=lambda: (connection.budget.acquired, connection.budget.rate_limited),
+            window=connection.budget.window_view,
         )
         self._progress.start()
         for table in unreadable:

@@ -9,19 +9,19 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import TYPE_CHECKING
+
+import pytest
 
 from tap_maptable.budget.limiter import BudgetSpec
 from tap_maptable.progress import Pace, WorkLeft, duration, seconds_left
 from tests.helpers import sync, tap_config
 
-if TYPE_CHECKING:
-    import pytest
-
 LIMIT, WINDOW = 10, 1.0
 PROGRESS = re.compile(
     r"Progress: (?P<done>\d+) of (?P<tables>\d+) tables, [\d,]+ rows sent, [\d,]+ requests "
     r"\(\d+ x 429\) in .+; (?P<estimate>about|at least) .+ left"
+    r"(?: \(\d+ table\(s\) of unknown size(?: counted at (?P<typical>\d+) segment\(s\), the mean "
+    r"of those read)?\))?"
 )
 WAIT = re.compile(
     rf"Request budget in use: {LIMIT} requests per {WINDOW:g} s reached; the next slot frees in "
@@ -50,7 +50,17 @@ def test_a_run_longer_than_a_window_says_how_far_it_is_and_ends_with_a_summary(
     progress = _lines(caplog, PROGRESS)
     assert progress, "no progress line in a run of several windows"
     assert all(int(m["tables"]) == tables for m in progress)
-    assert all(m["estimate"] == "at least" for m in progress)  # a first run: sizes unknown
+    # A first run: sizes unknown until a table is read whole; then counted at the mean size.
+    assert all(m["estimate"] == "at least" for m in progress if m["done"] == "0")
+    later = [m for m in progress if m["done"] != "0"]
+    assert later, "no progress line after the first table"
+    segments = {e.path for e in sandbox.requests if e.kind == "rows"}  # one path per table
+    sizes = [sum(1 for e in sandbox.requests if e.path == path) for path in segments]
+    assert len(set(sizes)) == 1  # the data set's tables are all of one size
+    assert all(m["estimate"] == "about" for m in later)
+    counted = [int(m["typical"]) for m in later if m["typical"]]  # none once all are fetched
+    assert counted, later
+    assert set(counted) == {sizes[0]}
     done = [int(m["done"]) for m in progress]
     assert done == sorted(done)
     (summary,) = _lines(caplog, SUMMARY)
@@ -95,6 +105,15 @@ def test_the_time_left_follows_the_budget_or_the_answers_whichever_is_slower() -
     slow = Pace(limit=60, window_s=60.0, latency_s=4.0, parallel=2)
     assert seconds_left(work, slow, free_slots=0) == 120 * 4.0 / 2  # answers, two at a time
     assert seconds_left(WorkLeft(30, 0, 30), slow, free_slots=60) == 30 * 4.0  # one long table
+    # The window as it is: 60 slots taken over 5 s, a minute ago; 103 requests to go. Sixty go
+    # as those slots free (within 5 s), the other 43 a window later: not 103 s at one a second.
+    frees_in = tuple(i * 5 / 60 for i in range(60))
+    assert seconds_left(WorkLeft(103, 0, 5), budget, 0, frees_in) == pytest.approx(
+        42 * 5 / 60 + 60.0
+    )
+    assert seconds_left(work, budget, 60, ()) == 60.0  # all free: 60 now, 60 a window later
+    # Slots another process holds (the view is short of the limit): the steady rate.
+    assert seconds_left(work, budget, 0, frees_in[:30]) == 120.0
     assert duration(7530) == "2 h 05 min"
     assert duration(250) == "4 min 10 s"
     assert duration(12.4) == "12 s"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_maptable import logs, stopping
 from tap_maptable.errors import MapTableAPIError, one_line
-from tap_maptable.progress import WorkLeft
+from tap_maptable.progress import WorkLeft, requests_left, typical_size
 from tap_maptable.reading.schedule import (
     Claim,
     Latency,
@@ -113,6 +113,13 @@ class TableRead:
         if self.expected_segments is None or self.fetched >= self.expected_segments:
             return None
         return self.expected_segments - self.fetched - (1 if self.in_flight else 0)
+
+
+def _size_known(read: TableRead) -> int | None:
+    """A table's segments, if known: from the STATE, or read whole from its first in this run."""
+    if read.fetched_all and read.from_start and read.error is None and read.fetched:
+        return read.fetched
+    return read.expected_segments or None
 
 
 class Reader:
@@ -421,16 +428,18 @@ class Reader:
         """The requests the planned reads still have to send, as far as is known."""
         known = unknown = longest = 0
         with self._cond:
-            for read in self._reads.values():
-                if read.rank == _UNPLANNED or read.finished:
+            reads = [read for read in self._reads.values() if read.rank != _UNPLANNED]
+            typical = typical_size([size for read in reads if (size := _size_known(read))])
+            for read in reads:
+                if read.finished:
                     continue
                 left = read.remaining()
                 if left is None:
                     unknown += 1
-                    left = 1
+                    left = requests_left(read.fetched, read.in_flight, typical)
                 known += left
                 longest = max(longest, left)
-        return WorkLeft(requests=known, unknown_tables=unknown, longest_table=longest)
+        return WorkLeft(known, unknown, longest, typical if unknown else None)
 
     def read_of(self, stream: str) -> TableRead | None:
         """The planned read of `stream`, if the sync writes it."""
