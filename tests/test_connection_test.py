@@ -2,7 +2,7 @@
 
 The SDK stops each stream of a dry run by raising its record-limit signal, and its stream
 logged every one as "An unhandled error occurred while syncing" at ERROR before the dry run
-caught it: a passing `--test` (what `meltano config tap-maptable test` runs) printed an ERROR
+caught it: a passing `--test` (what `meltano config test tap-maptable` runs) printed an ERROR
 per table. A real failure still ends the run with its one line and a non-zero exit.
 """
 
