@@ -7,6 +7,7 @@ settings are never repeated in a message.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -23,6 +24,8 @@ from singer_sdk.plugin_base import JSONSchemaValidator
 from tap_maptable.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from jsonschema import ValidationError
 
 # Measured (bench figure 8): enough to fill a 60-per-minute budget at 4 s per answer.
@@ -196,13 +199,27 @@ def check_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
         raise ConfigurationError("invalid config: " + "; ".join(sorted(set(problems))))
 
 
+def _did_you_mean(unknown: list[str], known: Iterable[str]) -> str:
+    """The known setting each unknown one is most likely a typo of (`page_sise`: `page_size`)."""
+    names = list(known)
+    matches = {
+        name: close[0] for name in unknown if (close := difflib.get_close_matches(name, names, 1))
+    }
+    if not matches:
+        return ""
+    if len(unknown) == 1:
+        return f"; did you mean {next(iter(matches.values()))!r}?"
+    return "; did you mean " + ", ".join(f"{m!r} for {n!r}" for n, m in matches.items()) + "?"
+
+
 def _describe(error: ValidationError) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(known))
         names = ", ".join(repr(name) for name in extra)
         text = f"unknown setting {names}" if len(extra) == 1 else f"unknown settings {names}"
-        return text + _how_to_unset(extra)
+        return text + _how_to_unset(extra) + _did_you_mean(extra, known)
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return f"missing required setting {missing!r}" + _how_to_set(missing, missing=True)

@@ -31,8 +31,20 @@ CONFIG_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("start_date-words", {"start_date": "yesterday"}, ["start_date", "RFC 3339"]),
     ("start_date-bad-day", {"start_date": "2024-13-45T00:00:00Z"}, ["start_date", "RFC 3339"]),
     ("start_date-number", {"start_date": 2024}, ["start_date must be a string"]),
-    ("unknown-setting", {"page_sise": 10}, ["unknown setting 'page_sise'"]),
-    ("unknown-settings", {"pagesize": 1, "tables": []}, ["unknown settings 'pagesize', 'tables'"]),
+    (
+        "unknown-setting",
+        {"page_sise": 10},
+        ["unknown setting 'page_sise'", "did you mean 'page_size'?"],
+    ),
+    (
+        "unknown-settings",
+        {"pagesize": 1, "tables": []},
+        [
+            "unknown settings 'pagesize', 'tables'",
+            "did you mean 'page_size' for 'pagesize', 'table_ids' for 'tables'?",
+        ],
+    ),
+    ("unknown-and-unlike", {"colour": "blue"}, ["unknown setting 'colour'"]),
     (
         "timeout-fractional",
         {"request_timeout": 2.5},
