@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tap_maptable.errors import ConfigurationError
+from tap_maptable.settings import SETTINGS_SCHEMA, check_config
 from tests.hardening.support import assert_one_clear_line, stream_of
 from tests.helpers import Run, discover, is_row_stream, run_cli, select_only, tap_config
 
@@ -335,3 +337,11 @@ def test_table_ids_naming_no_table_at_all_is_an_error_not_an_empty_load(
     assert "table_ids names no table" in last
     assert "tblDoesNotExist" in last
     assert not [s for s in run.records if is_row_stream(s)]
+
+
+def test_a_name_like_no_setting_gets_no_guess() -> None:
+    config = {"app_id": "a", "app_secret": "s", "colour": "blue"}
+    with pytest.raises(ConfigurationError) as refused:
+        check_config(config, SETTINGS_SCHEMA)
+    assert "unknown setting 'colour'" in str(refused.value)
+    assert "did you mean" not in str(refused.value)
