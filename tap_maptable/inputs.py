@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,8 @@ import click
 from tap_maptable.columns import ROW_ID, UPDATED_AT
 from tap_maptable.errors import ConfigurationError
 from tap_maptable.settings import is_datetime, json_type, parse_json_file
+
+LOGGER = logging.getLogger("tap_maptable")
 
 
 def check_catalog(catalog: dict[str, Any]) -> None:
@@ -117,6 +120,15 @@ def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None
     replication_key = entry.replication_key or getattr(root, "replication_key", None)
     if bookmark is not None and replication_key is None and method in {None, "INCREMENTAL"}:
         entry.replication_key = bookmark
+    elif bookmark is None and replication_key is None and method == "INCREMENTAL":
+        # workspaces, projects, table_nodes: nothing to bookmark (a Meltano rule for `*`, or for
+        # `table_*`, which matches `table_nodes`, asks it anyway); the SDK failed the run.
+        LOGGER.warning(
+            "Stream %r is always read FULL_TABLE (it has no update time to bookmark); the "
+            "catalog's INCREMENTAL is ignored.",
+            entry.tap_stream_id,
+        )
+        entry.replication_method = "FULL_TABLE"
 
 
 def normalise_state(state: dict[str, Any], read: Container[str] | None = None) -> dict[str, Any]:

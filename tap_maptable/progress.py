@@ -64,10 +64,11 @@ def seconds_left(
 ) -> float:
     """The time the requests left take: at the budget's rate, or as fast as answers come.
 
-    `frees_in`: when each slot taken in the window frees (the budget's view). With every slot
-    accounted for, the last request goes when its slot frees: slots free again a window after
-    they are taken, so requests leave in the bursts the window allows. Counting a steady rate
-    instead was up to a window wrong: 1 min 43 s said, 62 s taken, at 60 a minute.
+    `frees_in`: when each slot this process took in the window frees (the budget's view). The
+    last request goes when its slot frees: slots free again a window after they are taken, so
+    requests leave in the bursts the window allows. Counting a steady rate instead was up to a
+    window wrong: 1 min 43 s said, 62 s taken, at 60 a minute. Slots other processes sharing
+    the budget hold are not in the view: the estimate is this process's alone, as before.
     """
     if work.requests <= 0:
         return 0.0
@@ -75,7 +76,7 @@ def seconds_left(
         starts = sorted([0.0] * free_slots + list(frees_in))
         cycles, index = divmod(work.requests - 1, pace.limit)
         budget_bound = starts[index] + cycles * pace.window_s
-    else:  # slots held by other processes sharing the budget: when they free is not known
+    else:  # the shared limit fell below the slots this process holds: no schedule to follow
         budget_bound = max(0, work.requests - free_slots) * pace.window_s / pace.limit
     latency = pace.latency_s or 0.0
     latency_bound = max(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.singerlib import Catalog
@@ -19,6 +20,8 @@ from tests.helpers import discover, is_row_stream, run_cli, sync, tap_config
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 
 def _deselect(catalog: dict[str, Any], stream: str, prop: str) -> None:
@@ -198,3 +201,24 @@ def test_singer_replication_method_metadata_is_followed(sandbox: Any) -> None:
     assert name in versions, "replication-method metadata was not followed"
     others = {e["tap_stream_id"] for e in catalog["streams"]} - {name}
     assert not {s for s in versions & others if is_row_stream(s)}  # the others stay INCREMENTAL
+
+
+def test_incremental_asked_of_a_stream_without_a_bookmark_is_full_table_with_a_warning(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `replication-method: INCREMENTAL` for every stream (a Meltano rule for `*`, or `table_*`,
+    # which matches `table_nodes` too): workspaces, projects and table_nodes have no update time
+    # to bookmark, and the SDK ended the run with "Could not detect replication key".
+    config, catalog, name, _ = _catalog(sandbox)
+    for entry in catalog["streams"]:
+        entry["replication_method"] = "INCREMENTAL"  # as Meltano writes it, in both places
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["replication-method"] = "INCREMENTAL"
+    with caplog.at_level(logging.WARNING):
+        run = sync(config, catalog=catalog)
+    versions = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
+    assert versions == {"workspaces", "projects", "table_nodes"}  # read whole, as always
+    assert run.rows[name]  # the tables: INCREMENTAL, as asked
+    warned = [r.getMessage() for r in caplog.records if "always read FULL_TABLE" in r.getMessage()]
+    assert len(warned) == 3, warned

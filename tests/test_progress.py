@@ -112,7 +112,7 @@ def test_the_time_left_follows_the_budget_or_the_answers_whichever_is_slower() -
         42 * 5 / 60 + 60.0
     )
     assert seconds_left(work, budget, 60, ()) == 60.0  # all free: 60 now, 60 a window later
-    # Slots another process holds (the view is short of the limit): the steady rate.
+    # A view that does not add up to the limit (a shared limit lowered): the steady rate.
     assert seconds_left(work, budget, 0, frees_in[:30]) == 120.0
     assert duration(7530) == "2 h 05 min"
     assert duration(250) == "4 min 10 s"
