@@ -168,10 +168,29 @@ def start_meltano(args: list[str], env: dict[str, str], log: Path) -> subprocess
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a process started by `start_meltano` and everything it started."""
+    """SIGKILL a process started by `start_meltano` and everything it started; wait for all.
+
+    Waiting for Meltano alone was not enough: its tap and target, killed with it, may still be
+    dying a moment later, and a target that has not yet exited holds the warehouse's file lock
+    (DuckDB refused to open it once in CI, on a loaded machine).
+    """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _group_alive(process.pid):
+        assert time.monotonic() < deadline, f"process group {process.pid} outlived SIGKILL"
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` is still running (zombies hold no files: not counted)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                return True
+    return False
 
 
 def state_of(state_id: str, env: dict[str, str]) -> dict[str, Any]:
