@@ -21,6 +21,11 @@ from tap_maptable.columns import ROW_ID, UPDATED_AT
 from tap_maptable.errors import ConfigurationError
 from tap_maptable.settings import is_datetime, json_type, parse_json_file
 
+if TYPE_CHECKING:
+    from collections.abc import Container, Sequence
+
+    from singer_sdk.singerlib import Catalog, CatalogEntry
+
 LOGGER = logging.getLogger("tap_maptable")
 
 
@@ -185,11 +190,6 @@ def _check_row_bookmark(stream: str, bookmark: dict[str, Any]) -> None:
         msg = f"invalid state: stream {stream!r} has an unreadable bookmark {value!r:.60}"
         raise ConfigurationError(msg)
 
-
-if TYPE_CHECKING:
-    from collections.abc import Container, Sequence
-
-    from singer_sdk.singerlib import Catalog, CatalogEntry
 
 if TYPE_CHECKING:  # click 8.2+ types its ParamType generically; older click is not generic
     _FileParam = click.ParamType[IO[str], Any]

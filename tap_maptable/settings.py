@@ -392,19 +392,14 @@ def parse_json_file(
         value = json.loads(text, **options)
     except RecursionError:
         raise ConfigurationError(_TOO_DEEP.format(what=what)) from None
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # one value, then more: Singer message lines, most likely
-            msg = (
-                f"invalid {what}: {path or 'the file'} holds several JSON values; expected "
-                "one object"
-            )
-            if what == "state":
-                msg += " (of a target's or the tap's STATE lines, give only the last one)"
-            raise ConfigurationError(msg) from None
-        msg = f"invalid {what}: not valid JSON ({exc})"
-        raise ConfigurationError(msg) from None
     except ValueError as exc:
         msg = f"invalid {what}: not valid JSON ({exc})"
+        if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
+            # One value, then more: Singer message lines, most likely.
+            where = path or "the file"
+            msg = f"invalid {what}: {where} holds several JSON values; expected one object"
+            if what == "state":
+                msg += " (of a target's or the tap's STATE lines, give only the last one)"
         raise ConfigurationError(msg) from None
     if not isinstance(value, dict):
         msg = f"invalid {what}: {source}expected a JSON object, got {json_type(value)}"
