@@ -29,6 +29,7 @@ from tap_maptable.budget import (
 from tap_maptable.classify import check
 from tap_maptable.reading.schedule import Latency
 from tap_maptable.retry import RetryPolicy, log_retry
+from tap_maptable.settings import DEFAULT_PARALLEL_REQUESTS
 from tap_maptable.tokens import TokenCache
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class MapTableConnection:
     @cached_property
     def session(self) -> requests.Session:
         """The session every stream and `get` send through: the budget, then the token."""
-        parallel = int(self._config.get("max_parallel_requests", 1))
+        parallel = int(self._config.get("max_parallel_requests", DEFAULT_PARALLEL_REQUESTS))
         return throttled_session(
             self.budget,
             self.policy,

@@ -108,7 +108,7 @@ Settings (in the --config JSON file, or with --config ENV from TAP_MAPTABLE_<NAM
   start_date                earliest row update time on the first run (RFC 3339)
   table_ids                 only these tables
   requests_per_minute       the app's budget (60), shared through rate_limit_store
-  max_parallel_requests     requests for different tables in flight at once (8)
+  max_parallel_requests     requests in flight at once: 8, up to this (16) on a slow link
   request_timeout, max_tries, page_size, user_agent, cache_tokens, ...
 
 \b

@@ -19,7 +19,8 @@ from tap_maptable.connection import Answer
 from tap_maptable.envelope import parse_detail
 from tap_maptable.errors import SegmentLoopError
 from tap_maptable.reading import Hold, Latency, Reader, ReadPlan
-from tap_maptable.reading.reader import QUEUE_DEPTH
+from tap_maptable.reading.reader import FIRST_WORKERS, QUEUE_DEPTH
+from tap_maptable.reading.schedule import in_flight_needed
 from tap_maptable.settings import DEFAULT_PARALLEL_REQUESTS
 from tests.hardening.support import assert_exactly_once, assert_one_clear_line
 from tests.helpers import kinds, max_in_window, run_cli, sync, tap_config
@@ -191,13 +192,20 @@ class _MapTable:
     window_s = 60.0
 
     def __init__(
-        self, sizes: dict[str, int], *, delay: float = 0.0, fail: dict[str, int] | None = None
+        self,
+        sizes: dict[str, int],
+        *,
+        delay: float = 0.0,
+        fail: dict[str, int] | None = None,
+        latency: Latency | None = None,
     ):
         self.sizes = sizes
         self.delay = delay
         self.fail = fail or {}
+        self.latency = latency  # told each answer's time, as the connection tells the reader's
         self.budget = _Budget()
         self.calls: list[tuple[str, int, bool]] = []
+        self.in_flight = self.most_in_flight = 0
         self._lock = threading.Lock()
 
     def open(self) -> _MapTable:
@@ -209,7 +217,13 @@ class _MapTable:
         index = 0 if after is None else int(after.removeprefix(table)) + 1
         with self._lock:
             self.calls.append((table, index, threading.current_thread() is threading.main_thread()))
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         time.sleep(self.delay)
+        with self._lock:
+            self.in_flight -= 1
+        if self.latency is not None:
+            self.latency.observe(self.delay)
         if self.fail.get(table) == index:
             msg = f"segment {index} of {table} failed"
             raise RuntimeError(msg)
@@ -224,12 +238,14 @@ class _MapTable:
         return Answer(detail, body)
 
 
-def _reader(maptable: _MapTable, workers: int, memory: int = 10**9) -> Reader:
+def _reader(
+    maptable: _MapTable, workers: int, memory: int = 10**9, latency: Latency | None = None
+) -> Reader:
     return Reader(
         maptable,  # type: ignore[arg-type]
         workers=workers,
         hold=Hold(memory, parse=parse_detail),
-        latency=Latency(),
+        latency=latency or Latency(),
     )
 
 
@@ -397,4 +413,47 @@ def test_near_a_slow_links_end_the_last_table_starts_its_segments(
         read.fetched, read.in_flight = 1, name != "E"
     chosen = reader._choose()
     assert (chosen is not None and chosen.stream == "E") is sends
+    reader.close()
+
+
+def test_requests_in_flight_needed_are_twice_the_budget_s_rate_times_the_answer_time() -> None:
+    assert in_flight_needed(60, 60.0, 4.0) == FIRST_WORKERS  # MapTable's budget, figure 8's 4 s
+    assert in_flight_needed(60, 30.0, 4.0) == 16  # figure 13: twice the rate
+    assert in_flight_needed(60, 60.0, 0.01) == 1
+    assert in_flight_needed(60, 60.0, None) == 1  # nothing measured yet
+
+
+class _FastBudget(_Budget):
+    """100 requests a second: at 0.3 s an answer, 60 in flight would keep it busy."""
+
+    limit = 100
+
+
+@pytest.mark.parametrize(
+    ("delay", "most", "workers"),
+    [
+        pytest.param(0.3, 16, 16, id="slow-answers-add-workers-up-to-the-setting"),
+        pytest.param(0.3, 5, 5, id="never-more-than-the-setting"),
+        pytest.param(0.0, 16, FIRST_WORKERS, id="fast-answers-add-none"),
+    ],
+)
+def test_workers_join_only_when_answers_are_too_slow_to_keep_the_budget_busy(
+    delay: float, most: int, workers: int
+) -> None:
+    # A thread per request in flight costs memory a fast link never needs; on a slow link the
+    # first 8 left the budget idle (bench figure 13: 1.23 times the minimum at 4 s an answer).
+    latency = Latency()
+    maptable = _MapTable({f"T{n:02d}": 3 for n in range(24)}, delay=delay, latency=latency)
+    maptable.window_s = 1.0
+    maptable.budget = _FastBudget()
+    reader = _reader(maptable, workers=most, latency=latency)
+    names = sorted(maptable.sizes)
+    reader.plan([ReadPlan(name, name) for name in names])
+    for name in names:
+        assert _rows(reader, name) == [f"{name}{i}" for i in range(3)]
+    assert reader.workers == workers
+    assert maptable.most_in_flight <= workers
+    if workers > FIRST_WORKERS:
+        assert maptable.most_in_flight > FIRST_WORKERS, maptable.most_in_flight
+    assert len(maptable.calls) == 72, "a segment was fetched twice"
     reader.close()

@@ -34,6 +34,7 @@ from tap_maptable.reading.schedule import (
     Window,
     claim,
     holds_up_the_end,
+    in_flight_needed,
     may_send,
     slow_link,
 )
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("tap_maptable.reading")
 THREAD_PREFIX = "tap-maptable-read"
+# Workers a run starts with; more join, up to max_parallel_requests, when answers are slow.
+FIRST_WORKERS = 8
 # Segments the table being written may hold ahead of the main thread, whatever the memory cap.
 QUEUE_DEPTH = 2
 # A rank after every table a sync plans: first segments read for discovery alone.
@@ -137,6 +140,10 @@ class Reader:
     ) -> None:
         """Up to `workers` requests at once (1: every request in the main thread).
 
+        The reader starts `FIRST_WORKERS` of them and adds more, up to `workers`, when MapTable
+        answers too slowly for those to keep the budget busy (`in_flight_needed`): a thread per
+        request in flight costs memory that a fast link never needs.
+
         `keep_first`: keep discovery's first segments for a sync in this process (not for a
         discovery alone, which only needs their columns). `on_wait`: called in the writing
         thread, between two messages, each time it has waited a while for a segment (the tap
@@ -161,8 +168,10 @@ class Reader:
 
     @property
     def workers(self) -> int:
-        """Requests in flight at once, at most."""
-        return self._workers
+        """Requests in flight at once, at most, for now (more may join on a slow link)."""
+        if not self.parallel:
+            return 1
+        return len(self._threads) or min(self._workers, FIRST_WORKERS)
 
     @property
     def parallel(self) -> bool:
@@ -170,14 +179,39 @@ class Reader:
         return self._workers > 1
 
     def _start(self) -> None:
-        """Start the workers, once, in the caller's thread (the connection is built first)."""
+        """Start the first workers, once, in the caller's thread (the connection is built first)."""
         if self._threads or not self.parallel:
             return
         self._connection.open()
-        for n in range(self._workers):
-            thread = threading.Thread(target=self._work, name=f"{THREAD_PREFIX}-{n}", daemon=True)
+        with self._cond:
+            self._add_workers(min(self._workers, FIRST_WORKERS))
+
+    def _add_workers(self, count: int) -> None:
+        """Start workers until there are `count` (the caller holds `_cond`)."""
+        while len(self._threads) < count:
+            name = f"{THREAD_PREFIX}-{len(self._threads)}"
+            thread = threading.Thread(target=self._work, name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def _grow(self) -> None:
+        """Add workers when the answer time measured so far needs more requests in flight."""
+        latency = self._latency.estimate_s
+        wanted = in_flight_needed(self._connection.budget.limit, self._connection.window_s, latency)
+        with self._cond:
+            before = len(self._threads)
+            if self._stopped or wanted <= before or before >= self._workers:
+                return
+            self._add_workers(min(wanted, self._workers))
+            after = len(self._threads)
+        LOGGER.info(
+            "MapTable answers in %.1f s: up to %d requests in flight at once, was %d "
+            "(max_parallel_requests: %d).",
+            latency,
+            after,
+            before,
+            self._workers,
+        )
 
     def close(self) -> None:
         """Stop every worker at its next step and delete the held segments' file.
@@ -221,6 +255,7 @@ class Reader:
                 task.run()
             else:
                 self._fetch(task)
+            self._grow()
 
     def _next_task(self) -> _Call | TableRead | None:
         with self._cond:
