@@ -170,7 +170,7 @@ def _readable(line: str) -> str:
 
 # The line each table ends with in the tap's log (`tap_maptable.logs.TABLE_DONE`; this venv has
 # the sandbox, not the tap): "table_<id> (<name>): <n> rows sent, ...".
-TABLE_DONE = re.compile(r"(?P<stream>table_[A-Za-z0-9_]+) \(.*\): (?P<rows>\d+) rows sent")
+TABLE_DONE = re.compile(r"(?P<stream>table_[A-Za-z0-9_]+) \(.*\): (?P<rows>\d+) rows? sent")
 
 
 def rows_sent(output: str) -> int:

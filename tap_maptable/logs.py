@@ -63,8 +63,8 @@ for _early in ("tap-maptable", "singer_sdk"):
 
 # The line each table ends with (`table_rows.py`), and how scripts read it back: the demo and the
 # end-to-end tests count the rows sent from it, since the SDK's metrics are off by default.
-TABLE_DONE_FORMAT = "%s (%s): %d rows sent%s, from %d segment%s in %.1f s%s."
-TABLE_DONE = re.compile(r"(?P<stream>table_[A-Za-z0-9_]+) \(.*\): (?P<rows>\d+) rows sent")
+TABLE_DONE_FORMAT = "%s (%s): %d row%s sent%s, from %d segment%s in %.1f s%s."
+TABLE_DONE = re.compile(r"(?P<stream>table_[A-Za-z0-9_]+) \(.*\): (?P<rows>\d+) rows? sent")
 
 
 def rows_sent(message: str) -> tuple[str, int] | None:

@@ -412,16 +412,18 @@ class TableRowsStream(MapTableStream):
                 f"; {self._invalid_rows} with values that do not fit their type "
                 f"(null, kept as written in {INVALID_VALUES})"
             )
-        since = (
-            f", updated since {self._starting.isoformat()}"
-            if self._starting is not None and self.replication_method == "INCREMENTAL"
-            else ""
-        )
+        if self.replication_method != "INCREMENTAL":
+            since = " (FULL_TABLE: every row)"
+        elif self._starting is not None:
+            since = f", updated since {self._starting.isoformat()}"
+        else:
+            since = ""
         self.logger.info(
             logs.TABLE_DONE_FORMAT,
             self.name,
             self.table.name or "table " + self.table.table_id,
             self._emitted,
+            "" if self._emitted == 1 else "s",
             since,
             segments,
             "" if segments == 1 else "s",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.singerlib import Catalog
 
+from tap_maptable.logs import rows_sent
 from tap_maptable.sharing import SchemaDict, catalog_of, compact
 from tap_maptable.tap import TapMapTable
 from tests.helpers import discover, is_row_stream, run_cli, sync, tap_config
@@ -186,7 +187,9 @@ def test_what_an_entry_says_of_key_and_method_is_followed(sandbox: Any) -> None:
     assert [m for m in versions if m["stream"] == name], "FULL_TABLE was not followed"
 
 
-def test_singer_replication_method_metadata_is_followed(sandbox: Any) -> None:
+def test_singer_replication_method_metadata_is_followed(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     # Singer's non-discoverable `replication-method` (root metadata, as a user or an orchestrator
     # writes it) in a discovered catalog, whose entries say INCREMENTAL at the top: the SDK's
     # metadata model drops the key, so the stream stayed INCREMENTAL.
@@ -196,11 +199,16 @@ def test_singer_replication_method_metadata_is_followed(sandbox: Any) -> None:
         for item in entry["metadata"]:
             if item["breadcrumb"] == [] and entry["tap_stream_id"] == name:
                 item["metadata"]["replication-method"] = "FULL_TABLE"
-    run = sync(config, catalog=catalog)
+    with caplog.at_level(logging.INFO):
+        run = sync(config, catalog=catalog)
     versions = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
     assert name in versions, "replication-method metadata was not followed"
     others = {e["tap_stream_id"] for e in catalog["streams"]} - {name}
     assert not {s for s in versions & others if is_row_stream(s)}  # the others stay INCREMENTAL
+    # Each table's last line says which way it was read.
+    done = {sent[0]: r.getMessage() for r in caplog.records if (sent := rows_sent(r.getMessage()))}
+    assert "(FULL_TABLE: every row)" in done[name], done[name]
+    assert not [line for line in done.values() if "FULL_TABLE" in line and name not in line]
 
 
 def test_incremental_asked_of_a_stream_without_a_bookmark_is_full_table_with_a_warning(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from maptable_sandbox import FaultPlan
 from tap_maptable.columns import name_columns, parse_datetime
+from tap_maptable.logs import rows_sent
 from tests.helpers import (
     discover,
     is_row_stream,
@@ -214,3 +216,18 @@ def test_the_bookmark_never_passes_the_start_of_the_run_that_read_the_rows(make_
     assert rows[5] not in {r["_row_id"] for r in again.records[stream]}  # before the resume
     capped = datetime.fromisoformat(again.last_state["bookmarks"][stream]["replication_key_value"])
     assert capped == long_ago - timedelta(minutes=5)
+
+
+def test_a_table_s_last_line_says_one_row_and_one_segment_in_the_singular(
+    make_sandbox, caplog
+) -> None:
+    sandbox = make_sandbox(
+        workspaces=1, projects_per_workspace=1, tables_per_project=1, rows_per_table=1
+    )
+    with caplog.at_level(logging.INFO):
+        run = sync(tap_config(sandbox))
+    (stream,) = [s for s in run.records if is_row_stream(s)]
+    assert len(run.records[stream]) == 1
+    (line,) = [r.getMessage() for r in caplog.records if rows_sent(r.getMessage())]
+    assert ": 1 row sent, from 1 segment in " in line, line
+    assert rows_sent(line) == (stream, 1)  # what the demo and the e2e tests count from
