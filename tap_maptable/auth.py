@@ -198,7 +198,7 @@ class MapTableAuthenticator(AuthBase):
         except requests.RequestException as exc:
             # Tried as often as the policy allows: fatal now, so that the request this token
             # was for is not retried around it (max_tries x max_tries tries).
-            raise NetworkError(network_failure(exc).message) from None
+            raise NetworkError(network_failure(exc).final) from None
 
     def _post_once(self, path: str, body: dict[str, str], headers: dict[str, str]) -> TokenPair:
         received_at = self._clock()

@@ -129,6 +129,12 @@ class NetworkFailure:
 
     retriable: bool
     message: str
+    hint: str = ""  # what to check, when the cause is most likely the settings
+
+    @property
+    def final(self) -> str:
+        """The run's last line, once no try is left: the message and what to check."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 def network_failure(exc: BaseException) -> NetworkFailure:
@@ -138,20 +144,23 @@ def network_failure(exc: BaseException) -> NetworkFailure:
     def has(*kinds: type[BaseException]) -> bool:
         return any(isinstance(cause, kinds) for cause in causes)
 
-    rules: tuple[tuple[bool, bool, str], ...] = (
-        (has(NameResolutionError, socket.gaierror), False, "the name does not resolve"),
-        (has(ssl.SSLCertVerificationError), False, "its TLS certificate does not verify"),
-        (has(requests.exceptions.SSLError, ssl.SSLError), False, "the TLS handshake failed"),
-        (has(requests.exceptions.ProxyError), True, "the proxy refused or failed"),
-        (has(ConnectionRefusedError), True, "the connection was refused"),
-        (has(requests.exceptions.ConnectTimeout), True, "connecting timed out"),
-        (has(requests.exceptions.Timeout), True, "no answer in time (read timeout)"),
+    # (matched, retriable, reason, what to check): the first that matches, in this order.
+    check_url = "is api_url right?"  # most often a mistyped api_url, or a sandbox not started
+    rules: tuple[tuple[bool, bool, str, str], ...] = (
+        (has(NameResolutionError, socket.gaierror), False, "the name does not resolve", check_url),
+        (has(ssl.SSLCertVerificationError), False, "its TLS certificate does not verify", ""),
+        (has(requests.exceptions.SSLError, ssl.SSLError), False, "the TLS handshake failed", ""),
+        (has(requests.exceptions.ProxyError), True, "the proxy refused or failed", ""),
+        (has(ConnectionRefusedError), True, "the connection was refused", check_url),
+        (has(requests.exceptions.ConnectTimeout), True, "connecting timed out", ""),
+        (has(requests.exceptions.Timeout), True, "no answer in time (read timeout)", ""),
     )
-    retriable, reason = next(
-        ((retry, text) for matched, retry, text in rules if matched),
-        (True, "the connection was dropped"),
+    retriable, reason, hint = next(
+        ((retry, text, hint) for matched, retry, text, hint in rules if matched),
+        (True, "the connection was dropped", ""),
     )
-    return NetworkFailure(retriable=retriable, message=f"cannot reach {_host_of(exc)}: {reason}")
+    message = f"cannot reach {_host_of(exc)}: {reason}"
+    return NetworkFailure(retriable=retriable, message=message, hint=hint)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

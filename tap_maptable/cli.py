@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     except (MapTableError, FatalAPIError, RetriableAPIError) as exc:
         _fail(str(exc))
     except requests.RequestException as exc:
-        _fail(network_failure(exc).message)
+        _fail(network_failure(exc).final)
     except SingerSDKError as exc:
         _fail(f"{type(exc).__name__}: {exc}")
     except (OSError, ValueError) as exc:

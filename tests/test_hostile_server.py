@@ -345,8 +345,10 @@ def _assert_network_line(run: Run, expected_end: str) -> str:
 def test_a_name_that_does_not_resolve_fails_at_once_in_one_line(sandbox) -> None:
     config = {**tap_config(sandbox), "api_url": "https://maptabel.invalid"}
     run, seconds = _timed_cli(config, timeout=60)
-    last = _assert_network_line(run, "the name does not resolve")
-    assert last == ERROR_PREFIX + "cannot reach maptabel.invalid: the name does not resolve"
+    last = _assert_network_line(run, "the name does not resolve (is api_url right?)")
+    assert last == ERROR_PREFIX + (
+        "cannot reach maptabel.invalid: the name does not resolve (is api_url right?)"
+    )
     assert not _log_lines(run, "Retrying"), "a name that does not resolve is not retried"
     assert seconds < 15
 
@@ -356,7 +358,9 @@ def test_a_refused_connection_is_retried_max_tries_times_in_all(sandbox) -> None
     port = _free_port()
     config = {**tap_config(sandbox, max_tries=max_tries), "api_url": f"http://127.0.0.1:{port}"}
     run, seconds = _timed_cli(config, timeout=60)
-    _assert_network_line(run, f"cannot reach 127.0.0.1:{port}: the connection was refused")
+    _assert_network_line(
+        run, f"cannot reach 127.0.0.1:{port}: the connection was refused (is api_url right?)"
+    )
     retries = _log_lines(run, "Retrying")
     # `max_tries` tries in all (retry.py, settings.py): the first and max_tries - 1 retries.
     assert len(retries) <= max_tries - 1, (
