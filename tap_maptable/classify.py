@@ -145,7 +145,10 @@ def network_failure(exc: BaseException) -> NetworkFailure:
         return any(isinstance(cause, kinds) for cause in causes)
 
     # (matched, retriable, reason, what to check): the first that matches, in this order.
-    check_url = "is api_url right?"  # most often a mistyped api_url, or a sandbox not started
+    # Most often a mistyped api_url (or a sandbox not started); through a proxy, the proxy.
+    check_url = (
+        "is the proxy right?" if has(requests.exceptions.ProxyError) else "is api_url right?"
+    )
     rules: tuple[tuple[bool, bool, str, str], ...] = (
         (has(NameResolutionError, socket.gaierror), False, "the name does not resolve", check_url),
         (has(ssl.SSLCertVerificationError), False, "its TLS certificate does not verify", ""),

@@ -413,7 +413,7 @@ class TableRowsStream(MapTableStream):
                 f"(null, kept as written in {INVALID_VALUES})"
             )
         if self.replication_method != "INCREMENTAL":
-            since = " (FULL_TABLE: every row)"
+            since = " (FULL_TABLE)" if continued_after else " (FULL_TABLE: every row)"
         elif self._starting is not None:
             since = f", updated since {self._starting.isoformat()}"
         else:

@@ -353,6 +353,16 @@ def test_a_name_that_does_not_resolve_fails_at_once_in_one_line(sandbox) -> None
     assert seconds < 15
 
 
+def test_a_proxy_whose_name_does_not_resolve_is_named_as_what_to_check(sandbox) -> None:
+    # The host in the line is the API's (the request's), but the proxy is what failed: the
+    # hint must not send the user to api_url.
+    config = {**tap_config(sandbox), "api_url": "https://maptable.example"}
+    env = {"HTTPS_PROXY": "http://proxy.invalid:3128", "NO_PROXY": "", "no_proxy": ""}
+    run, _ = _timed_cli(config, timeout=60, env=env)
+    last = _assert_network_line(run, "(is the proxy right?)")
+    assert "api_url" not in last
+
+
 def test_a_refused_connection_is_retried_max_tries_times_in_all(sandbox) -> None:
     max_tries = 2
     port = _free_port()

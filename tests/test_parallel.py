@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from tap_maptable.connection import Answer
 from tap_maptable.envelope import parse_detail
 from tap_maptable.errors import SegmentLoopError
 from tap_maptable.reading import Hold, Latency, Reader, ReadPlan
-from tap_maptable.reading.reader import FIRST_WORKERS, QUEUE_DEPTH
+from tap_maptable.reading.reader import FIRST_WORKERS, QUEUE_DEPTH, THREAD_PREFIX
 from tap_maptable.reading.schedule import in_flight_needed
 from tap_maptable.settings import DEFAULT_PARALLEL_REQUESTS
 from tests.hardening.support import assert_exactly_once, assert_one_clear_line
@@ -113,7 +114,8 @@ def test_one_refresh_at_a_time_and_no_request_sent_with_a_dead_token(make_sandbo
     refused = [e for e in sandbox.requests if e.status == 401]
     # A refresh revokes the old access token: a thread that sent with it after the refresh
     # would get a 401. Each refresh can meet at most the requests already in flight.
-    assert len(refused) <= counts["refresh"] * DEFAULT_PARALLEL_REQUESTS
+    # (Answers in 0.15 s need no more than the first workers at 20 per 2 s.)
+    assert len(refused) <= counts["refresh"] * FIRST_WORKERS
     duration = max(e.t_end for e in sandbox.requests) - min(e.t for e in sandbox.requests)
     assert counts["refresh"] <= duration / 1.0 + 1, "refreshed more often than tokens expire"
 
@@ -456,4 +458,43 @@ def test_workers_join_only_when_answers_are_too_slow_to_keep_the_budget_busy(
     if workers > FIRST_WORKERS:
         assert maptable.most_in_flight > FIRST_WORKERS, maptable.most_in_flight
     assert len(maptable.calls) == 72, "a segment was fetched twice"
+    reader.close()
+
+
+def test_a_worker_the_system_will_not_start_ends_the_growing_not_the_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Growing happens in the workers: a thread that failed to start killed the worker that
+    # asked, then every other one, and the writer waited for segments nobody fetched.
+    start = threading.Thread.start
+
+    def start_at_most_first_workers(thread: threading.Thread) -> None:
+        if thread.name.startswith(f"{THREAD_PREFIX}-") and int(thread.name.rsplit("-")[-1]) >= 10:
+            msg = "can't start new thread"
+            raise RuntimeError(msg)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_at_most_first_workers)
+    latency = Latency()
+    maptable = _MapTable({f"T{n:02d}": 3 for n in range(24)}, delay=0.2, latency=latency)
+    maptable.window_s = 1.0
+    maptable.budget = _FastBudget()
+    reader = _reader(maptable, workers=16, latency=latency)
+    names = sorted(maptable.sizes)
+    reader.plan([ReadPlan(name, name) for name in names])
+    done = threading.Event()
+
+    def read_all() -> None:
+        for name in names:
+            assert _rows(reader, name) == [f"{name}{i}" for i in range(3)]
+        done.set()
+
+    with caplog.at_level(logging.WARNING):
+        writer = threading.Thread(target=read_all, daemon=True)
+        writer.start()
+        writer.join(timeout=30)
+    assert done.is_set(), "the run waited for workers that never started"
+    assert reader.workers == 10  # the ones that started, and no more
+    warned = [r.getMessage() for r in caplog.records if "No more request workers" in r.getMessage()]
+    assert len(warned) == 1, warned
     reader.close()

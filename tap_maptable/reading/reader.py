@@ -160,6 +160,7 @@ class Reader:
         self._by_stream: dict[str, TableRead] = {}
         self._calls: deque[_Call] = deque()
         self._threads: list[threading.Thread] = []
+        self._grew = self._grown_out = False
         self._stopped = False
         self._current_stream: str | None = None
         self._drain_logged = False
@@ -187,24 +188,44 @@ class Reader:
             self._add_workers(min(self._workers, FIRST_WORKERS))
 
     def _add_workers(self, count: int) -> None:
-        """Start workers until there are `count` (the caller holds `_cond`)."""
+        """Start workers until there are `count` (the caller holds `_cond`).
+
+        Only a started thread is counted: one the system refused (a process limit) must not
+        stand in for a worker nobody runs.
+        """
         while len(self._threads) < count:
             name = f"{THREAD_PREFIX}-{len(self._threads)}"
             thread = threading.Thread(target=self._work, name=name, daemon=True)
-            self._threads.append(thread)
             thread.start()
+            self._threads.append(thread)
 
     def _grow(self) -> None:
-        """Add workers when the answer time measured so far needs more requests in flight."""
+        """Add workers when the answer time measured so far needs more requests in flight.
+
+        Called by the workers; the first growth is logged at INFO, later steps (the estimate
+        creeping up) at DEBUG. A thread the system will not start ends the growing, not the
+        worker that asked: the workers already running go on reading.
+        """
         latency = self._latency.estimate_s
         wanted = in_flight_needed(self._connection.budget.limit, self._connection.window_s, latency)
         with self._cond:
             before = len(self._threads)
-            if self._stopped or wanted <= before or before >= self._workers:
+            if self._stopped or self._grown_out or wanted <= before or before >= self._workers:
                 return
-            self._add_workers(min(wanted, self._workers))
+            try:
+                self._add_workers(min(wanted, self._workers))
+            except RuntimeError as exc:  # "can't start new thread"
+                self._grown_out = True
+                LOGGER.warning(
+                    "No more request workers (%s): reading on with %d.",
+                    exc,
+                    len(self._threads),
+                )
+                return
             after = len(self._threads)
-        LOGGER.info(
+            first, self._grew = not self._grew, True
+        LOGGER.log(
+            logging.INFO if first else logging.DEBUG,
             "MapTable answers in %.1f s: up to %d requests in flight at once, was %d "
             "(max_parallel_requests: %d).",
             latency,
