@@ -163,7 +163,7 @@ def in_flight_needed(limit: int, window_s: float, latency_s: float | None) -> in
     time keeps it busy on average; twice that, because a window's slots come back in bursts
     (those taken together at its start free together a window later) and a table's segments
     cannot be asked for before the one before them is in. At 60 per 30 s and 4 s an answer
-    (bench figure 13) 8 in flight took 1.23 times the run's minimum, 12 took 1.096 times.
+    (bench figure 13) 8 in flight took 1.23 times the run's minimum; growing to this, 1.097.
     """
     if latency_s is None or latency_s <= 0 or window_s <= 0:
         return 1
