@@ -153,9 +153,9 @@ SETTINGS_SCHEMA: dict[str, Any] = th.PropertiesList(
         title="Parallel requests",
         description="The most requests for different tables (and workspace details) in "
         "flight at once. A run starts with up to 8 and adds more, up to this number, when "
-        "MapTable answers too slowly for them to keep the request budget busy (twice the "
-        "budget's requests a second times the answer time). Every one still passes the "
-        "budget. 1 sends one request at a time.",
+        "MapTable takes 1 s or more to answer and 8 cannot keep the request budget busy (that "
+        "takes twice the budget's requests a second times the answer time). Every one still "
+        "passes the budget. 1 sends one request at a time.",
     ),
     th.Property(
         "segment_memory_mb",

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,12 +19,15 @@ from maptable_sandbox import FaultPlan
 from tap_maptable.connection import Answer
 from tap_maptable.envelope import parse_detail
 from tap_maptable.errors import SegmentLoopError
-from tap_maptable.reading import Hold, Latency, Reader, ReadPlan
+from tap_maptable.reading import Hold, Latency, Reader, ReadPlan, schedule
 from tap_maptable.reading.reader import FIRST_WORKERS, QUEUE_DEPTH, THREAD_PREFIX
-from tap_maptable.reading.schedule import in_flight_needed
+from tap_maptable.reading.schedule import in_flight_needed, workers_wanted
 from tap_maptable.settings import DEFAULT_PARALLEL_REQUESTS
 from tests.hardening.support import assert_exactly_once, assert_one_clear_line
 from tests.helpers import kinds, max_in_window, run_cli, sync, tap_config
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 LIMIT, WINDOW = 20, 2.0
 
@@ -425,6 +428,33 @@ def test_requests_in_flight_needed_are_twice_the_budget_s_rate_times_the_answer_
     assert in_flight_needed(60, 60.0, None) == 1  # nothing measured yet
 
 
+@pytest.mark.parametrize(
+    ("limit", "window_s", "latency_s", "most", "wanted"),
+    [
+        pytest.param(60, 60.0, 8.0, 16, 16, id="maptable-at-8-s"),
+        pytest.param(60, 30.0, 4.0, 16, 16, id="figure-13-at-4-s"),
+        pytest.param(60, 30.0, 4.0, 12, 12, id="never-above-the-setting"),
+        pytest.param(60, 60.0, 2.0, 16, 8, id="the-first-suffice"),
+        pytest.param(60, 60.0, 8.0, 4, 4, id="a-setting-below-the-first"),
+        # An unthrottled budget on loopback: the tap itself is the limit, not latency.
+        pytest.param(1_000_000, 60.0, 0.005, 16, 8, id="fast-answers-unthrottled"),
+        pytest.param(1_000_000, 60.0, None, 16, 8, id="nothing-measured"),
+    ],
+)
+def test_workers_wanted(
+    limit: int, window_s: float, latency_s: float | None, most: int, wanted: int
+) -> None:
+    assert workers_wanted(limit, window_s, latency_s, first=FIRST_WORKERS, most=most) == wanted
+
+
+@pytest.fixture
+def slow_from_a_tenth() -> Iterator[None]:
+    """Answers count as slow from 0.1 s: the reader tests below stay short."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schedule, "SLOW_ANSWER_S", 0.1)
+        yield
+
+
 class _FastBudget(_Budget):
     """100 requests a second: at 0.3 s an answer, 60 in flight would keep it busy."""
 
@@ -439,6 +469,7 @@ class _FastBudget(_Budget):
         pytest.param(0.0, 16, FIRST_WORKERS, id="fast-answers-add-none"),
     ],
 )
+@pytest.mark.usefixtures("slow_from_a_tenth")
 def test_workers_join_only_when_answers_are_too_slow_to_keep_the_budget_busy(
     delay: float, most: int, workers: int
 ) -> None:
@@ -461,6 +492,7 @@ def test_workers_join_only_when_answers_are_too_slow_to_keep_the_budget_busy(
     reader.close()
 
 
+@pytest.mark.usefixtures("slow_from_a_tenth")
 def test_a_worker_the_system_will_not_start_ends_the_growing_not_the_run(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

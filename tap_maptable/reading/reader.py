@@ -34,9 +34,9 @@ from tap_maptable.reading.schedule import (
     Window,
     claim,
     holds_up_the_end,
-    in_flight_needed,
     may_send,
     slow_link,
+    workers_wanted,
 )
 from tap_maptable.reading.segments import (
     ResumeRefusedError,
@@ -141,8 +141,8 @@ class Reader:
         """Up to `workers` requests at once (1: every request in the main thread).
 
         The reader starts `FIRST_WORKERS` of them and adds more, up to `workers`, when MapTable
-        answers too slowly for those to keep the budget busy (`in_flight_needed`): a thread per
-        request in flight costs memory that a fast link never needs.
+        answers too slowly for those to keep the budget busy (`workers_wanted`): a thread per
+        request in flight costs memory and time that a fast link never needs.
 
         `keep_first`: keep discovery's first segments for a sync in this process (not for a
         discovery alone, which only needs their columns). `on_wait`: called in the writing
@@ -207,13 +207,19 @@ class Reader:
         worker that asked: the workers already running go on reading.
         """
         latency = self._latency.estimate_s
-        wanted = in_flight_needed(self._connection.budget.limit, self._connection.window_s, latency)
+        wanted = workers_wanted(
+            self._connection.budget.limit,
+            self._connection.window_s,
+            latency,
+            first=FIRST_WORKERS,
+            most=self._workers,
+        )
         with self._cond:
             before = len(self._threads)
-            if self._stopped or self._grown_out or wanted <= before or before >= self._workers:
+            if self._stopped or self._grown_out or wanted <= before:
                 return
             try:
-                self._add_workers(min(wanted, self._workers))
+                self._add_workers(wanted)
             except RuntimeError as exc:  # "can't start new thread"
                 self._grown_out = True
                 LOGGER.warning(
