@@ -106,6 +106,31 @@ def test_requests_overlap_within_the_budget_and_output_equals_a_sequential_run(
     assert _comparable(parallel.messages) == _comparable(sequential.messages)
 
 
+def test_on_a_slow_link_workers_join_and_the_budget_still_holds(make_sandbox, caplog) -> None:
+    # The whole path: answer times measured by the session, the reader growing past its first
+    # workers, every request still through the one budget. 1.2 s an answer at 60 per 2 s wants
+    # 72 in flight: the setting (12) is the bound.
+    limit, window = 60, 2.0
+    sandbox = _slow_sandbox(make_sandbox, latency_s=1.2, rate_limit=limit, rate_window=window)
+    config = tap_config(
+        sandbox,
+        requests_per_minute=limit,
+        rate_limit_window_seconds=window,
+        max_parallel_requests=12,
+    )
+    with caplog.at_level(logging.INFO):
+        run = sync(config)
+    assert_exactly_once(run, sandbox)
+    log = sandbox.requests
+    assert FIRST_WORKERS < _most_in_flight(log) <= 12
+    assert not [e for e in log if e.status == 429], "429s caused by the tap's own pacing"
+    assert max_in_window([e.t for e in log], window) <= limit
+    lines = [r.getMessage() for r in caplog.records]
+    grew = [line for line in lines if "requests in flight at once" in line]
+    assert len(grew) == 1, grew  # one INFO line, however the estimate moves after
+    assert "up to 12 requests in flight at once, was 8" in grew[0], grew[0]
+
+
 def test_one_refresh_at_a_time_and_no_request_sent_with_a_dead_token(make_sandbox) -> None:
     # Tokens live 2 s: a run of several seconds refreshes while many requests are in flight.
     sandbox = _slow_sandbox(make_sandbox, token_ttl=2.0, revoke_access_on_refresh=True)
