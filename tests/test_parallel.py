@@ -106,12 +106,23 @@ def test_requests_overlap_within_the_budget_and_output_equals_a_sequential_run(
     assert _comparable(parallel.messages) == _comparable(sequential.messages)
 
 
-def test_on_a_slow_link_workers_join_and_the_budget_still_holds(make_sandbox, caplog) -> None:
+@pytest.mark.parametrize(
+    "slow",
+    [
+        pytest.param({"latency_s": 1.2}, id="slow-answers"),
+        # Headers at once, the body 1.2 s later: timing to the headers measured a fast link.
+        pytest.param({"body_delay_s": 1.2}, id="slow-downloads"),
+    ],
+)
+def test_on_a_slow_link_workers_join_and_the_budget_still_holds(
+    make_sandbox, caplog, slow: dict[str, float]
+) -> None:
     # The whole path: answer times measured by the session, the reader growing past its first
     # workers, every request still through the one budget. 1.2 s an answer at 60 per 2 s wants
     # 72 in flight: the setting (12) is the bound.
     limit, window = 60, 2.0
-    sandbox = _slow_sandbox(make_sandbox, latency_s=1.2, rate_limit=limit, rate_window=window)
+    options = {"latency_s": 0.0, "rate_limit": limit, "rate_window": window, **slow}
+    sandbox = _slow_sandbox(make_sandbox, **options)
     config = tap_config(
         sandbox,
         requests_per_minute=limit,

@@ -124,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
         help="each answer waits --latency plus a uniform draw from [0, SECONDS], from an RNG "
         "seeded by --seed, so answers overtake each other (default: %(default)s)",
     )
+    net.add_argument(
+        "--body-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="every API answer's body comes this long after its headers, as on a slow "
+        "download (default: %(default)s)",
+    )
     auth = p.add_argument_group("apps and tokens")
     auth.add_argument(
         "--app",
@@ -342,6 +350,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         latency_s=args.latency,
         columns_every_segment=args.columns_every_segment,
         latency_jitter_s=args.latency_jitter,
+        body_delay_s=args.body_delay,
         table_faults=dict(args.table_fault or []),
         deleted_cursor=args.deleted_cursor,
         workspace_faults=dict(args.workspace_fault or []),

@@ -186,6 +186,8 @@ class SandboxConfig:
             holding up other requests.
         latency_jitter_s: Each answer waits ``latency_s`` plus a uniform draw from
             ``[0, latency_jitter_s]`` (a seeded RNG), so answers overtake each other.
+        body_delay_s: Every API answer's body comes this long after its status line and
+            headers (a slow download): the whole answer takes ``latency_s`` plus this.
         columns_every_segment: Send ``columns`` and ``views`` with every row segment, not just
             the first.
         table_faults: Table id -> one of ``TABLE_FAULT_MODES``: that table's segment endpoint
@@ -222,6 +224,7 @@ class SandboxConfig:
     latency_s: float = 0.0
     columns_every_segment: bool = False
     latency_jitter_s: float = 0.0
+    body_delay_s: float = 0.0
     table_faults: dict[str, str] = field(default_factory=dict)
     deleted_cursor: str = "continue"
     workspace_faults: dict[str, str] = field(default_factory=dict)
@@ -250,6 +253,7 @@ class SandboxConfig:
             _fail("page_offset must be 'served' or 'asked'")
         check_latency(self.latency_s)
         check_latency(self.latency_jitter_s, "latency_jitter_s")
+        check_latency(self.body_delay_s, "body_delay_s")
         check_clock_skew(self.token_clock_skew_s)
         for mode in self.table_faults.values():
             check_table_fault(mode)

@@ -86,12 +86,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         response, entry = app.handle(req)
         wait = app.next_latency() + response.delay
+        body_delay = app.config.body_delay_s
         # Logged on arrival, with the time its answer is due: a client that gives up waiting (a
         # read timeout) must still find its request in the log when it looks.
-        app.log.add(replace(entry, t_end=time.time() + max(wait, 0.0)))
+        app.log.add(replace(entry, t_end=time.time() + max(wait, 0.0) + body_delay))
         if wait > 0:
             time.sleep(wait)  # this connection's thread only
-        self._write(response)
+        self._write(response, body_delay)
 
     def _read_body(self) -> bytes | None:
         """Read the whole body so the connection can be reused; refuse what we cannot frame."""
@@ -106,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(int(length)) if int(length) else b""
 
-    def _write(self, response: HttpResponse) -> None:
+    def _write(self, response: HttpResponse, body_delay: float = 0.0) -> None:
         if response.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -119,6 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if body_delay > 0 and response.body:
+                self.wfile.flush()  # the status line and headers now, the body later
+                time.sleep(body_delay)
             self.wfile.write(response.body)
         except _DISCONNECTS:
             self.close_connection = True

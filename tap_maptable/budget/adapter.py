@@ -60,6 +60,11 @@ class ThrottledAdapter(HTTPAdapter):
             self._take_slot(request)
             sent = time.monotonic()
             response = super().send(request, *args, **kwargs)
+            if not kwargs.get("stream"):
+                # The urllib3 response stops at the headers; the session would read the body
+                # right after. Read it here, so the time told is the whole answer's: on a slow
+                # download the body, not the headers, is what keeps a request in flight.
+                _ = response.content
             if self.on_answer is not None:
                 self.on_answer(time.monotonic() - sent)
             verdict = classify(response)

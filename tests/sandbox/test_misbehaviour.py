@@ -564,6 +564,29 @@ def test_timeout_fault_and_latency_add_up_in_t_end():
         assert entry.t_end > time.time()
 
 
+def test_body_delay_sends_the_headers_first_and_the_body_after():
+    # A slow download: the answer's status and headers come at once, its body after.
+    with running(body_delay_s=0.4) as sb:
+        token, _ = token_pair(sb.url)
+        started = time.monotonic()
+        with requests.get(
+            f"{sb.url}{API}/workspaces/", headers={"Authorization": token}, stream=True, timeout=5
+        ) as response:
+            headers_at = time.monotonic() - started
+            body = response.content
+        whole = time.monotonic() - started
+        assert response.status_code == 200
+        assert json.loads(body)["code"] == 0
+        assert headers_at < 0.3, headers_at
+        assert whole >= 0.39, whole
+        entry = sb.requests[-1]
+        assert entry.t_end - entry.t_start >= 0.39  # the log's answer time includes the body
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="body_delay_s"):
+            SandboxConfig(body_delay_s=bad)
+    assert build_config(_parser().parse_args(["--body-delay", "1.5"])).body_delay_s == 1.5
+
+
 # ----- CLI --------------------------------------------------------------------------------------
 
 
