@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import NameResolutionError
+from urllib3.exceptions import NameResolutionError, ReadTimeoutError
 
 from tap_maptable import api
 from tap_maptable.envelope import Envelope, EnvelopeError, read_envelope, signal_code
@@ -156,7 +156,13 @@ def network_failure(exc: BaseException) -> NetworkFailure:
         (has(requests.exceptions.ProxyError), True, "the proxy refused or failed", ""),
         (has(ConnectionRefusedError), True, "the connection was refused", check_url),
         (has(requests.exceptions.ConnectTimeout), True, "connecting timed out", ""),
-        (has(requests.exceptions.Timeout), True, "no answer in time (read timeout)", ""),
+        # A timeout in the middle of a body comes as a ConnectionError around urllib3's.
+        (
+            has(requests.exceptions.Timeout, ReadTimeoutError),
+            True,
+            "no answer in time (read timeout)",
+            "",
+        ),
     )
     retriable, reason, hint = next(
         ((retry, text, hint) for matched, retry, text, hint in rules if matched),

@@ -363,6 +363,18 @@ def test_a_proxy_whose_name_does_not_resolve_is_named_as_what_to_check(sandbox) 
     assert "api_url" not in last
 
 
+def test_a_body_that_stops_coming_is_a_read_timeout_of_the_api_s_host(make_sandbox) -> None:
+    # Headers at once, the body after the read timeout: requests raises a ConnectionError
+    # around urllib3's timeout, with no request, and the line said "cannot reach MapTable: the
+    # connection was dropped".
+    sandbox = make_sandbox(body_delay_s=3.0)
+    run, seconds = _timed_cli(tap_config(sandbox, request_timeout=1, max_tries=2), timeout=60)
+    _assert_network_line(
+        run, f"cannot reach 127.0.0.1:{sandbox.port}: no answer in time (read timeout)"
+    )
+    assert seconds < 30
+
+
 def test_a_refused_connection_is_retried_max_tries_times_in_all(sandbox) -> None:
     max_tries = 2
     port = _free_port()

@@ -118,9 +118,10 @@ def test_on_a_slow_link_workers_join_and_the_budget_still_holds(
     make_sandbox, caplog, slow: dict[str, float]
 ) -> None:
     # The whole path: answer times measured by the session, the reader growing past its first
-    # workers, every request still through the one budget. 1.2 s an answer at 60 per 2 s wants
-    # 72 in flight: the setting (12) is the bound.
-    limit, window = 60, 2.0
+    # workers, every request still through the one budget. 1.2 s an answer at 14 per 2 s wants
+    # 17 in flight: the setting (12) is the bound, and 12 in flight would send 10 a second, more
+    # than the budget's 7, so the budget is what holds the window.
+    limit, window = 14, 2.0
     options = {"latency_s": 0.0, "rate_limit": limit, "rate_window": window, **slow}
     sandbox = _slow_sandbox(make_sandbox, **options)
     config = tap_config(

@@ -86,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         response, entry = app.handle(req)
         wait = app.next_latency() + response.delay
-        body_delay = app.config.body_delay_s
+        body_delay = app.config.body_delay_s if response.body and not response.drop else 0.0
         # Logged on arrival, with the time its answer is due: a client that gives up waiting (a
         # read timeout) must still find its request in the log when it looks.
         app.log.add(replace(entry, t_end=time.time() + max(wait, 0.0) + body_delay))
@@ -120,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            if body_delay > 0 and response.body:
+            if body_delay > 0:
                 self.wfile.flush()  # the status line and headers now, the body later
                 time.sleep(body_delay)
             self.wfile.write(response.body)

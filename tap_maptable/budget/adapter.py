@@ -60,11 +60,10 @@ class ThrottledAdapter(HTTPAdapter):
             self._take_slot(request)
             sent = time.monotonic()
             response = super().send(request, *args, **kwargs)
-            if not kwargs.get("stream"):
-                # The urllib3 response stops at the headers; the session would read the body
-                # right after. Read it here, so the time told is the whole answer's: on a slow
-                # download the body, not the headers, is what keeps a request in flight.
-                _ = response.content
+            # urllib3 returns at the headers, and `classify` reads the body just below: read
+            # it first, so the time told is the whole answer's (on a slow download the body,
+            # not the headers, is what keeps a request in flight).
+            _read_body(response, request)
             if self.on_answer is not None:
                 self.on_answer(time.monotonic() - sent)
             verdict = classify(response)
@@ -104,6 +103,20 @@ class ThrottledAdapter(HTTPAdapter):
             if time.monotonic() - granted <= self.budget.spec.margin_s / 4:
                 return
             LOGGER.debug("A request's slot went stale before it left; taking another.")
+
+
+def _read_body(response: requests.Response, request: requests.PreparedRequest) -> None:
+    """Read the answer's body; a failure names the request (requests leaves it out there).
+
+    Without it, a read timeout in the middle of a body said "cannot reach MapTable" with no
+    host.
+    """
+    try:
+        _ = response.content
+    except requests.RequestException as exc:
+        if exc.request is None:
+            exc.request = request
+        raise
 
 
 def throttled_session(
