@@ -324,7 +324,8 @@ class RequestLogEntry:
 
     Times are wall-clock epoch seconds (``time.time()``). ``t`` and ``t_start`` are both the
     arrival (headers read); ``t_end`` is when the answer is written (or the connection dropped):
-    the moment the request was handled plus any ``latency_s`` and "timeout" delay. The entry is
+    the moment the request was handled plus any ``latency_s``, "timeout" delay and, for an
+    answer with a body, ``body_delay_s``. The entry is
     logged when the request is handled, before that wait, so a client that gave up waiting still
     finds it. Two requests overlapped in the server when their ``[t_start, t_end]`` intersect.
     The JSONL fields are documented in sandbox/README.md.
