@@ -82,7 +82,9 @@ def seconds_left(
     latency_bound = max(
         work.longest_table * latency, work.requests * latency / max(1, pace.parallel)
     )
-    return max(budget_bound, latency_bound)
+    # The last request, once its slot frees, still waits for its answer: at 2 s an answer the
+    # budget's bound alone said 14 s with 21 s left.
+    return max(budget_bound + latency, latency_bound)
 
 
 def duration(seconds: float) -> str:
@@ -109,11 +111,13 @@ class Progress:
         requests: Callable[[], tuple[int, int]],
         window: Callable[[], tuple[int, tuple[float, ...]]],
         clock: Callable[[], float] = time.monotonic,
+        elapsed: float = 0.0,
     ) -> None:
         """Where the counts come from.
 
         `requests()` gives (requests sent, 429 answers); `window()` the budget's free slots now
-        and in how many seconds each taken one frees.
+        and in how many seconds each taken one frees. `elapsed`: how long the run has already
+        lasted (its discovery's requests are counted too, so its time must be).
         """
         self.tables = tables
         self._pace = pace
@@ -121,7 +125,7 @@ class Progress:
         self._requests = requests
         self._window = window
         self._clock = clock
-        self._started = clock()
+        self._started = clock() - max(0.0, elapsed)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -405,7 +405,8 @@ class TableRowsStream(MapTableStream):
         `segments`: read by this run (a continued read's earlier ones were the stopped run's).
         """
         notes = f"; continued after segment {continued_after}" if continued_after else ""
-        if self._undated:
+        if self._undated and self.replication_method == "INCREMENTAL":
+            # (A FULL_TABLE read sends every row anyway: the note would say nothing.)
             notes += f"; {self._undated} without an update time, sent on every run"
         if self._invalid_rows:
             notes += (

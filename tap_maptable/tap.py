@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import time
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -467,6 +468,7 @@ class TapMapTable(Tap):
             work_left=reader.work_left,
             requests=lambda: (connection.budget.acquired, connection.budget.rate_limited),
             window=connection.budget.window_view,
+            elapsed=time.time() - self.initialized_at / 1000,
         )
         self._progress.start()
         for table in unreadable:

@@ -208,6 +208,7 @@ def test_singer_replication_method_metadata_is_followed(
     # Each table's last line says which way it was read.
     done = {sent[0]: r.getMessage() for r in caplog.records if (sent := rows_sent(r.getMessage()))}
     assert "(FULL_TABLE: every row)" in done[name], done[name]
+    assert "without an update time" not in done[name]  # every row is sent anyway
     assert not [line for line in done.values() if "FULL_TABLE" in line and name not in line]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 
 import pytest
 
@@ -100,8 +101,9 @@ def test_a_run_shorter_than_a_window_logs_only_the_summary(sandbox, caplog) -> N
 def test_the_time_left_follows_the_budget_or_the_answers_whichever_is_slower() -> None:
     budget = Pace(limit=60, window_s=60.0, latency_s=0.1, parallel=8)
     work = WorkLeft(requests=120, unknown_tables=0, longest_table=10)
-    assert seconds_left(work, budget, free_slots=0) == 120.0  # one a second
-    assert seconds_left(work, budget, free_slots=60) == 60.0  # 60 go at once
+    # The budget's bound, plus the last request's answer (0.1 s).
+    assert seconds_left(work, budget, free_slots=0) == pytest.approx(120.1)  # one a second
+    assert seconds_left(work, budget, free_slots=60) == pytest.approx(60.1)  # 60 go at once
     slow = Pace(limit=60, window_s=60.0, latency_s=4.0, parallel=2)
     assert seconds_left(work, slow, free_slots=0) == 120 * 4.0 / 2  # answers, two at a time
     assert seconds_left(WorkLeft(30, 0, 30), slow, free_slots=60) == 30 * 4.0  # one long table
@@ -109,11 +111,33 @@ def test_the_time_left_follows_the_budget_or_the_answers_whichever_is_slower() -
     # as those slots free (within 5 s), the other 43 a window later: not 103 s at one a second.
     frees_in = tuple(i * 5 / 60 for i in range(60))
     assert seconds_left(WorkLeft(103, 0, 5), budget, 0, frees_in) == pytest.approx(
-        42 * 5 / 60 + 60.0
+        42 * 5 / 60 + 60.0 + 0.1
     )
-    assert seconds_left(work, budget, 60, ()) == 60.0  # all free: 60 now, 60 a window later
+    # all free: 60 now, 60 a window later
+    assert seconds_left(work, budget, 60, ()) == pytest.approx(60.1)
     # A view that does not add up to the limit (a shared limit lowered): the steady rate.
-    assert seconds_left(work, budget, 0, frees_in[:30]) == 120.0
+    assert seconds_left(work, budget, 0, frees_in[:30]) == pytest.approx(120.1)
+    # Budget-bound on a slow link: the last request sent still takes its answer's time.
+    wide = Pace(limit=60, window_s=60.0, latency_s=2.0, parallel=16)
+    assert seconds_left(work, wide, free_slots=0) == pytest.approx(120.0 + 2.0)
     assert duration(7530) == "2 h 05 min"
     assert duration(250) == "4 min 10 s"
     assert duration(12.4) == "12 s"
+
+
+def test_the_run_s_time_counts_its_discovery_too(make_sandbox, caplog) -> None:
+    # The summary counts discovery's requests; its time started only when the reading was
+    # planned, after discovery: "in 27 s" for a run of 33 s at 2 s an answer.
+    sandbox = make_sandbox(
+        workspaces=1, projects_per_workspace=1, tables_per_project=2, latency_s=0.5
+    )
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        sync(tap_config(sandbox))
+    wall = time.monotonic() - started
+    (summary,) = _lines(caplog, SUMMARY)
+    said = re.search(r", in (\d+) s\.$", summary.string)
+    assert said is not None, summary.string
+    # Discovery alone is four answers one after another (login, workspaces, details, first
+    # segments): 2 s at 0.5 s each. The summary may round down by half a second.
+    assert int(said[1]) >= wall - 1.0, (summary.string, wall)
