@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -368,8 +369,22 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_config_files(paths: tuple[str, ...]) -> None:
-    """Each `--config` file must exist and hold a JSON object: say which one does not."""
+@dataclass(frozen=True)
+class ConfigFiles:
+    """The `--config` arguments, read: what `TapMapTable.invoke` builds the tap from."""
+
+    config: dict[str, Any]  # every file's settings, merged in order (a later file wins)
+    parse_env: bool  # `--config ENV` was given: settings from TAP_MAPTABLE_* too
+
+
+def read_config_files(paths: tuple[str, ...]) -> ConfigFiles:
+    """Read each `--config` file once, or say in one line which one is not a JSON object.
+
+    Once: a file that can be read only once (`--config <(vault read ...)`, a named pipe) keeps
+    a secret off the disk, and reading it a second time, as the SDK's own callback would,
+    found it empty.
+    """
+    config: dict[str, Any] = {}
     for path in paths:
         if path == "ENV":
             continue
@@ -378,7 +393,8 @@ def check_config_files(paths: tuple[str, ...]) -> None:
         except OSError as exc:
             msg = f"invalid config: cannot read {path}: {exc.strerror or type(exc).__name__}"
             raise ConfigurationError(msg) from None
-        parse_json_file(text, "config", path)
+        config |= parse_json_file(text, "config", path)
+    return ConfigFiles(config=config, parse_env="ENV" in paths)
 
 
 def parse_json_file(
@@ -397,7 +413,7 @@ def parse_json_file(
     except RecursionError:
         raise ConfigurationError(_TOO_DEEP.format(what=what)) from None
     except ValueError as exc:
-        msg = f"invalid {what}: not valid JSON ({exc})"
+        msg = f"invalid {what}: {source}not valid JSON ({exc})"
         if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
             # One value, then more: Singer message lines, most likely.
             where = path or "the file"

@@ -55,7 +55,7 @@ from tap_maptable.settings import (
     DEFAULT_SEGMENT_MEMORY_MB,
     SETTINGS_SCHEMA,
     check_config,
-    check_config_files,
+    read_config_files,
 )
 from tap_maptable.sharing import (
     SchemaDict,
@@ -181,9 +181,14 @@ class TapMapTable(Tap):
         param: click.Option,
         value: tuple[str, ...],
     ) -> Any:
-        """Read `--config` files with a one-line error naming the file, then as the SDK does."""
-        check_config_files(value)
-        return super().cb_config(ctx, param, value)
+        """Read `--config` files once, with a one-line error naming the file.
+
+        Instead of the SDK's callback, which reads them again: a file that can be read only
+        once (a named pipe, `<(...)`) was empty the second time. `invoke` takes what this
+        returns as it takes the SDK's (its `config` and `parse_env`).
+        """
+        del ctx, param
+        return read_config_files(value)
 
     @classmethod
     def invoke(  # type: ignore[override]

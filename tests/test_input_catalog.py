@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.singerlib import Catalog
@@ -231,3 +233,24 @@ def test_incremental_asked_of_a_stream_without_a_bookmark_is_full_table_with_a_w
     assert run.rows[name]  # the tables: INCREMENTAL, as asked
     warned = [r.getMessage() for r in caplog.records if "always read FULL_TABLE" in r.getMessage()]
     assert len(warned) == 3, warned
+
+
+def test_a_config_that_can_be_read_only_once_is_read_once(sandbox: Any, tmp_path: Path) -> None:
+    # `--config <(vault read ...)` keeps the secret off the disk: a pipe, read once. The tap's
+    # own check read it, then the SDK read it again and found it empty.
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    config = json.dumps(tap_config(sandbox))
+    writes: list[int] = []
+
+    def write_once() -> None:
+        with fifo.open("w", encoding="utf-8") as pipe:
+            writes.append(pipe.write(config))
+
+    writer = threading.Thread(target=write_once, daemon=True)
+    writer.start()
+    run = run_cli(["--config", str(fifo), "--discover"], timeout=60)
+    writer.join(timeout=5)
+    assert writes == [len(config)]
+    assert run.returncode == 0, run.stderr[-500:]
+    assert any(is_row_stream(e["tap_stream_id"]) for e in json.loads(run.stdout)["streams"])

@@ -56,7 +56,7 @@ CASES = {
     "state-not-json": (
         "--config {dir}/good.json --catalog {dir}/catalog.json --state {dir}/not-json.json",
         1,
-        "tap-maptable: error: invalid state: not valid JSON",
+        "tap-maptable: error: invalid state: {dir}/not-json.json is not valid JSON",
     ),
     "state-not-json-discover": (
         "--config {dir}/bad.json --state {dir}/not-json.json --discover",
