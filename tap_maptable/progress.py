@@ -87,6 +87,31 @@ def seconds_left(
     return max(budget_bound + latency, latency_bound)
 
 
+def discovery_line(  # noqa: PLR0913 - keyword-only, each a count the tap has
+    *,
+    done: int,
+    total: int,
+    requests: tuple[int, int],
+    elapsed: float,
+    pace: Pace,
+    window: tuple[int, tuple[float, ...]],
+) -> str:
+    """`Discovery: 230 of 1,000 tables' columns read, ...; about 12 min left.`.
+
+    Discovery reads each table's first segment: at 1,000 tables and 60 a minute, 17 minutes
+    that said nothing. One request per table left, at the budget's pace or the answers'.
+    """
+    sent, limited = requests
+    left = total - done
+    free, frees_in = window
+    seconds = seconds_left(WorkLeft(left, 0, 1), pace, free, frees_in) if left else 0.0
+    return (
+        f"Discovery: {done:,} of {total:,} tables' columns read, {sent:,} requests "
+        f"({limited} x 429) in {duration(elapsed)}; about {duration(max(1.0, seconds))} left: "
+        f"{left:,} request(s) to go at {pace.limit} per {pace.window_s:g} s."
+    )
+
+
 def duration(seconds: float) -> str:
     """`2 h 05 min`, `4 min 10 s`, `12 s`: as a person reads a time."""
     seconds = max(0, round(seconds))

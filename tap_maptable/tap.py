@@ -45,7 +45,7 @@ from tap_maptable.inputs import (
     streams_read,
 )
 from tap_maptable.output import SingerOutput
-from tap_maptable.progress import Pace, Progress
+from tap_maptable.progress import Pace, Progress, discovery_line
 from tap_maptable.reading import Hold, Reader, TableRead
 from tap_maptable.reading.resume import RUN_KEY, begin_run, end_run, run_to_continue
 from tap_maptable.reading.segments import as_segment
@@ -464,16 +464,11 @@ class TapMapTable(Tap):
         connection, reader = self.connection, self.reader
         self._progress = Progress(
             tables=len(tables) + len(unreadable),
-            pace=lambda: Pace(
-                connection.budget.limit,
-                connection.window_s,
-                connection.latency.estimate_s,
-                reader.workers,
-            ),
+            pace=lambda: self._pace_of(reader),
             work_left=reader.work_left,
             requests=lambda: (connection.budget.acquired, connection.budget.rate_limited),
             window=connection.budget.window_view,
-            elapsed=time.time() - self.initialized_at / 1000,
+            elapsed=self._elapsed_s(),
         )
         self._progress.start()
         for table in unreadable:
@@ -547,10 +542,44 @@ class TapMapTable(Tap):
             streams.extend(self._discover_table_streams())
         return streams
 
+    def _elapsed_s(self) -> float:
+        """Seconds since the tap began: a run's time counts its discovery too."""
+        return time.time() - self.initialized_at / 1000
+
+    def _pace_of(self, reader: Reader) -> Pace:
+        """What sets the run's pace now: the budget, the answer time, `reader`'s workers."""
+        connection = self.connection
+        return Pace(
+            connection.budget.limit,
+            connection.window_s,
+            connection.latency.estimate_s,
+            reader.workers,
+        )
+
+    def _log_discovery(self, done: int, total: int) -> None:
+        """One line per budget window while discovery reads the tables' first segments."""
+        connection = self.connection
+        budget = connection.budget
+        LOGGER.info(
+            "%s",
+            discovery_line(
+                done=done,
+                total=total,
+                requests=(budget.acquired, budget.rate_limited),
+                elapsed=self._elapsed_s(),
+                pace=self._pace_of(self.reader),
+                window=budget.window_view(),
+            ),
+        )
+
     def _discover_table_streams(self) -> list[TableRowsStream]:
         streams = []
         tables = self.directory.tables()
-        firsts = self.reader.first_columns([table.table_id for table in tables])
+        firsts = self.reader.first_columns(
+            [table.table_id for table in tables],
+            report=self._log_discovery,
+            every_s=self.connection.window_s,
+        )
         for table in tables:
             try:
                 live = firsts[table.table_id]

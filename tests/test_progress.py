@@ -15,7 +15,7 @@ import pytest
 
 from tap_maptable.budget.limiter import BudgetSpec
 from tap_maptable.progress import Pace, WorkLeft, duration, seconds_left
-from tests.helpers import sync, tap_config
+from tests.helpers import discover, sync, tap_config
 
 LIMIT, WINDOW = 10, 1.0
 PROGRESS = re.compile(
@@ -141,3 +141,38 @@ def test_the_run_s_time_counts_its_discovery_too(make_sandbox, caplog) -> None:
     # Discovery alone is four answers one after another (login, workspaces, details, first
     # segments): 2 s at 0.5 s each. The summary may round down by half a second.
     assert int(said[1]) >= wall - 1.0, (summary.string, wall)
+
+
+DISCOVERY = re.compile(
+    r"Discovery: (?P<done>[\d,]+) of (?P<total>[\d,]+) tables' columns read, [\d,]+ requests "
+    r"\(\d+ x 429\) in .+; about .+ left: (?P<left>[\d,]+) request\(s\) to go at \d+ per "
+    r"[\d.]+ s\."
+)
+
+
+def test_a_discovery_longer_than_a_window_says_how_far_it_is(make_sandbox, caplog) -> None:
+    # 1,000 tables at 60 a minute: 17 minutes of discovery that said nothing.
+    sandbox = make_sandbox(
+        workspaces=2,
+        projects_per_workspace=2,
+        tables_per_project=6,
+        rate_limit=8,
+        rate_window=2.0,
+        latency_s=0.02,
+    )
+    config = tap_config(sandbox, requests_per_minute=8, rate_limit_window_seconds=2.0)
+    with caplog.at_level(logging.INFO):
+        discover(config)
+    lines = _lines(caplog, DISCOVERY)
+    assert lines, "no discovery line in a discovery of several windows"
+    done = [int(m["done"]) for m in lines]
+    assert done == sorted(done)
+    assert all(int(m["total"]) == 24 for m in lines)
+    assert all(int(m["left"]) == 24 - int(m["done"]) for m in lines)
+    assert done[-1] < 24  # lines while it lasts, none after
+
+
+def test_a_discovery_shorter_than_a_window_says_nothing_of_it(sandbox, caplog) -> None:
+    with caplog.at_level(logging.INFO):
+        discover(tap_config(sandbox))
+    assert not _lines(caplog, DISCOVERY)

@@ -419,10 +419,17 @@ class Reader:
 
     # -- discovery --------------------------------------------------------------------------------
 
-    def first_columns(self, table_ids: list[str]) -> dict[str, Any]:
+    def first_columns(
+        self,
+        table_ids: list[str],
+        report: Callable[[int, int], None] | None = None,
+        every_s: float = 60.0,
+    ) -> dict[str, Any]:
         """Each table's first segment, read once (in parallel when allowed): its columns or error.
 
         The segments stay held for a sync in this process, which then does not ask again.
+        `report(done, total)` is called every `every_s` while it waits (a large app's discovery
+        lasts minutes).
         """
         todo = []
         with self._cond:
@@ -438,13 +445,22 @@ class Reader:
             for read in todo:
                 self._fetch(read)
         out: dict[str, Any] = {}
+        due = time.monotonic() + every_s
         with self._cond:
             for table_id in table_ids:
                 read = self._reads[table_id]
                 while read.fetched == 0 and read.error is None and not self._stopped:
                     self._cond.wait(timeout=_IDLE_WAIT_S)
+                    if report is not None and time.monotonic() >= due:
+                        due += every_s
+                        report(self._first_read(table_ids), len(table_ids))
                 out[table_id] = read.error if read.error is not None else read.columns
         return out
+
+    def _first_read(self, table_ids: list[str]) -> int:
+        """How many of these tables have their first segment in (or its error)."""
+        reads = (self._reads[table_id] for table_id in table_ids)
+        return sum(1 for read in reads if read.fetched or read.error is not None)
 
     # -- the sync ---------------------------------------------------------------------------------
 
