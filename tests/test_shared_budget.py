@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -266,3 +267,23 @@ def test_an_unwritable_cache_dir_falls_back_to_memory_with_one_warning(
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert "this process only" in warnings[0].getMessage()
+
+
+def test_a_wait_behind_another_process_s_slots_gives_only_the_latest_time(tmp_path, caplog) -> None:
+    # The window filled by a process that ran just before and this one: this one's oldest slot
+    # frees in a window, but another's may free sooner. "the next slot frees in 61 s" was said
+    # for a slot that freed 44 s later.
+    store = f"sqlite:///{tmp_path}/budget.sqlite"
+    spec = BudgetSpec(limit=4, window_s=3.0, key=budget_key("app"))
+    before, this = (RequestBudget(spec, open_store(store, spec.rate, "app")) for _ in range(2))
+    for _ in range(3):
+        before.acquire()
+    this.acquire()
+    with caplog.at_level(logging.INFO, logger="tap_maptable.budget"):
+        this.acquire()  # waits for the other process's first slot
+    lines = [r.getMessage() for r in caplog.records if "Request budget in use" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "a slot frees within " in lines[0], lines[0]
+    assert "(others hold some)" in lines[0]
+    for budget in (before, this):
+        budget.close()

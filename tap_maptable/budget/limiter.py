@@ -314,16 +314,22 @@ class RequestBudget:
 
         A wait can last a whole window (a minute) with nothing else in the log: the time tells
         whoever watches that the run is pacing, not stuck. A slot held by another process
-        sharing the store frees at a time this one does not know: then no time is given.
+        sharing the store frees at a time this one does not know: when this process holds none,
+        no time is given; when it holds some but not the whole window, the time its own oldest
+        frees is only the latest a slot can free (it said "in 61 s" for a slot that freed 44 s
+        later, held by the process that ran just before).
         """
         now = time.monotonic()
         if now - self._last_wait_log >= _WAIT_LOG_INTERVAL_S:
             self._last_wait_log = now
-            when = (
-                f"the next slot frees in {math.ceil(frees_in)} s"
-                if frees_in > 0
-                else "waiting for a slot"
-            )
+            with self._lock:
+                held = len(self._granted)
+            if frees_in <= 0:
+                when = "waiting for a slot"
+            elif held >= self._limit:
+                when = f"the next slot frees in {math.ceil(frees_in)} s"
+            else:
+                when = f"a slot frees within {math.ceil(frees_in)} s (others hold some)"
             LOGGER.info(
                 "Request budget in use: %d requests per %g s reached; %s "
                 "(this is normal pacing, not an error).",
