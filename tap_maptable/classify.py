@@ -146,9 +146,8 @@ def network_failure(exc: BaseException) -> NetworkFailure:
 
     # (matched, retriable, reason, what to check): the first that matches, in this order.
     # Most often a mistyped api_url (or a sandbox not started); through a proxy, the proxy.
-    check_url = (
-        "is the proxy right?" if has(requests.exceptions.ProxyError) else "is api_url right?"
-    )
+    proxied = has(requests.exceptions.ProxyError)
+    check_url = "is the proxy right?" if proxied else "is api_url right?"
     rules: tuple[tuple[bool, bool, str, str], ...] = (
         (has(NameResolutionError, socket.gaierror), False, "the name does not resolve", check_url),
         (has(ssl.SSLCertVerificationError), False, "its TLS certificate does not verify", ""),
@@ -168,7 +167,8 @@ def network_failure(exc: BaseException) -> NetworkFailure:
         ((retry, text, hint) for matched, retry, text, hint in rules if matched),
         (True, "the connection was dropped", ""),
     )
-    message = f"cannot reach {_host_of(exc)}: {reason}"
+    via = f" through the proxy {_proxy_of(exc)}" if proxied else ""
+    message = f"cannot reach {_host_of(exc)}{via}: {reason}"
     return NetworkFailure(retriable=retriable, message=message, hint=hint)
 
 
@@ -186,12 +186,28 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(link for link in linked if isinstance(link, BaseException))
 
 
-def _host_of(exc: BaseException) -> str:
+def _proxy_of(exc: BaseException) -> str:
+    """The proxy the environment names for the failed request's URL: host and port only.
+
+    Never its user or password (`http://user:secret@proxy:3128`).
+    """
     request = getattr(exc, "request", None)
     url = getattr(request, "url", None)
     if not isinstance(url, str):
-        return "MapTable"
-    parts = urlsplit(url)
+        return "(from the environment)"
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return _host_port(proxy) if proxy else "(from the environment)"
+
+
+def _host_of(exc: BaseException) -> str:
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None)
+    return _host_port(url) if isinstance(url, str) else "MapTable"
+
+
+def _host_port(url: str) -> str:
+    """`host` or `host:port` (when not the scheme's default) of `url`; nothing else of it."""
+    parts = urlsplit(url if "//" in url else f"http://{url}")
     try:
         port = parts.port
     except ValueError:

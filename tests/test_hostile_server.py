@@ -357,10 +357,14 @@ def test_a_proxy_whose_name_does_not_resolve_is_named_as_what_to_check(sandbox) 
     # The host in the line is the API's (the request's), but the proxy is what failed: the
     # hint must not send the user to api_url.
     config = {**tap_config(sandbox), "api_url": "https://maptable.example"}
-    env = {"HTTPS_PROXY": "http://proxy.invalid:3128", "NO_PROXY": "", "no_proxy": ""}
+    proxy = "http://someone:pr0xy-s3cret@proxy.invalid:3128"  # its password is never printed
+    env = {"HTTPS_PROXY": proxy, "NO_PROXY": "", "no_proxy": ""}
     run, _ = _timed_cli(config, timeout=60, env=env)
     last = _assert_network_line(run, "(is the proxy right?)")
     assert "api_url" not in last
+    assert "maptable.example through the proxy proxy.invalid:3128: " in last, last
+    assert "pr0xy-s3cret" not in run.stderr + run.stdout
+    assert "someone" not in run.stderr
 
 
 def test_a_body_that_stops_coming_is_a_read_timeout_of_the_api_s_host(make_sandbox) -> None:
