@@ -101,13 +101,21 @@ def discovery_line(  # noqa: PLR0913 - keyword-only, each a count the tap has
     Discovery reads each table's first segment: at 1,000 tables and 60 a minute, 17 minutes
     that said nothing. One request per table left, at the budget's pace or the answers'.
     """
-    sent, limited = requests
     left = total - done
     free, frees_in = window
     seconds = seconds_left(WorkLeft(left, 0, 1), pace, free, frees_in) if left else 0.0
+    estimate = f"about {duration(max(1.0, seconds))} left"
+    tail = _counts_and_time_left(requests, elapsed, estimate, left, pace)
+    return f"Discovery: {done:,} of {total:,} tables' columns read, {tail}"
+
+
+def _counts_and_time_left(
+    requests: tuple[int, int], elapsed: float, estimate: str, left: int, pace: Pace
+) -> str:
+    """The part a progress line and a discovery line share (README's examples parse it)."""
+    sent, limited = requests
     return (
-        f"Discovery: {done:,} of {total:,} tables' columns read, {sent:,} requests "
-        f"({limited} x 429) in {duration(elapsed)}; about {duration(max(1.0, seconds))} left: "
+        f"{sent:,} requests ({limited} x 429) in {duration(elapsed)}; {estimate}: "
         f"{left:,} request(s) to go at {pace.limit} per {pace.window_s:g} s."
     )
 
@@ -188,7 +196,6 @@ class Progress:
 
     def line(self) -> str:
         """`Progress: 3 of 6 tables, 12,345 rows sent, 187 requests ...; about 4 min left.`."""
-        sent, limited = self._requests()
         free, frees_in = self._window()
         pace = self._pace()
         work = self._work_left()
@@ -204,11 +211,9 @@ class Progress:
                 f"about {duration(left)} left ({work.unknown_tables} table(s) of unknown size "
                 f"counted at {work.typical_size} segment(s), the mean of those read)"
             )
-        return (
-            f"Progress: {self._tables_text()}, {self.rows:,} rows sent, {sent:,} requests "
-            f"({limited} x 429) in {duration(self._clock() - self._started)}; {estimate}: "
-            f"{work.requests:,} request(s) to go at {pace.limit} per {pace.window_s:g} s."
-        )
+        elapsed = self._clock() - self._started
+        tail = _counts_and_time_left(self._requests(), elapsed, estimate, work.requests, pace)
+        return f"Progress: {self._tables_text()}, {self.rows:,} rows sent, {tail}"
 
     def summary(self) -> str:
         """The run's last line: tables, rows, requests, 429s, skipped tables, elapsed time."""
