@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
+import re
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import click
 
 from tap_maptable.columns import ROW_ID, UPDATED_AT
 from tap_maptable.errors import ConfigurationError
-from tap_maptable.settings import is_datetime, json_type, parse_json_file
+from tap_maptable.settings import is_datetime, json_type, parse_json_file, too_deep
 
 if TYPE_CHECKING:
-    from collections.abc import Container, Sequence
+    from collections.abc import Callable, Container, Generator, Iterable, Iterator, Sequence
 
     from singer_sdk.singerlib import Catalog, CatalogEntry
 
 LOGGER = logging.getLogger("tap_maptable")
+
+Built = TypeVar("Built")  # what `read_input_files` makes of a catalog's entries
+_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")  # JSON's (RFC 8259), as `json.decoder` skips
 
 
 def check_catalog(catalog: dict[str, Any]) -> None:
@@ -36,31 +41,36 @@ def check_catalog(catalog: dict[str, Any]) -> None:
         msg = "invalid catalog: no 'streams' list"
         raise ConfigurationError(msg)
     for index, entry in enumerate(streams):
-        if not isinstance(entry, dict):
-            msg = f"invalid catalog: streams[{index}] is not an object"
-            raise ConfigurationError(msg)
-        name = entry.get("tap_stream_id")
-        if not isinstance(name, str) or not name:
-            msg = f"invalid catalog: streams[{index}] has no tap_stream_id"
-            raise ConfigurationError(msg)
-        schema = entry.get("schema")
-        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
-            msg = f"invalid catalog: stream {name!r} has no schema properties"
-            raise ConfigurationError(msg)
-        if not isinstance(entry.get("metadata", []), list):
-            msg = f"invalid catalog: stream {name!r} has metadata that is not a list"
-            raise ConfigurationError(msg)
-        _check_methods(name, entry)
-        if (
-            name.startswith("table_")
-            and name != "table_nodes"
-            and (UPDATED_AT not in schema["properties"] or ROW_ID not in schema["properties"])
-        ):
-            msg = (
-                f"invalid catalog: stream {name!r} lacks '_row_id' or {UPDATED_AT!r}; "
-                "run discovery again"
-            )
-            raise ConfigurationError(msg)
+        check_entry(index, entry)
+
+
+def check_entry(index: int, entry: Any) -> None:
+    """Raise one line if one catalog entry (`streams[index]`) lacks what the tap needs."""
+    if not isinstance(entry, dict):
+        msg = f"invalid catalog: streams[{index}] is not an object"
+        raise ConfigurationError(msg)
+    name = entry.get("tap_stream_id")
+    if not isinstance(name, str) or not name:
+        msg = f"invalid catalog: streams[{index}] has no tap_stream_id"
+        raise ConfigurationError(msg)
+    schema = entry.get("schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        msg = f"invalid catalog: stream {name!r} has no schema properties"
+        raise ConfigurationError(msg)
+    if not isinstance(entry.get("metadata", []), list):
+        msg = f"invalid catalog: stream {name!r} has metadata that is not a list"
+        raise ConfigurationError(msg)
+    _check_methods(name, entry)
+    if (
+        name.startswith("table_")
+        and name != "table_nodes"
+        and (UPDATED_AT not in schema["properties"] or ROW_ID not in schema["properties"])
+    ):
+        msg = (
+            f"invalid catalog: stream {name!r} lacks '_row_id' or {UPDATED_AT!r}; "
+            "run discovery again"
+        )
+        raise ConfigurationError(msg)
 
 
 # The replication methods the tap reads a stream with (Singer's spelling).
@@ -228,13 +238,16 @@ class InputFile(_FileParam):
 
 
 def read_input_files(
-    catalog: IO[str] | None, state: IO[str] | None
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    catalog: IO[str] | None,
+    state: IO[str] | None,
+    build: Callable[[Iterable[dict[str, Any]]], Built],
+) -> tuple[Built | None, dict[str, Any] | None]:
     """Read and parse the `--catalog` and `--state` files, each once; check the catalog.
 
     Both come from `InputFile` (already read, nothing to close); a file object handed in by a
     caller of `TapMapTable.invoke` is closed on every path, errors included. Numbers with a
-    fraction are parsed as `Decimal`, as the SDK parses these files.
+    fraction are parsed as `Decimal`, as the SDK parses these files. The catalog's entries go
+    to `build` as they are parsed (`load_catalog`), and what it returns is the catalog.
     """
     with contextlib.ExitStack() as files:
         for file in (catalog, state):
@@ -245,17 +258,112 @@ def read_input_files(
             raise ConfigurationError(msg)
         catalog_text = _read(catalog, "catalog") if catalog is not None else None
         state_text = _read(state, "state") if state is not None else None
-    parsed_catalog = None
+    built = None
     if catalog_text is not None:
-        parsed_catalog = parse_json_file(
-            catalog_text, "catalog", _source(catalog), parse_float=Decimal
-        )
-        del catalog_text  # about 10 MB at 1,000 tables: not kept while the catalog is built
-        check_catalog(parsed_catalog)
+        built = load_catalog(catalog_text, _source(catalog), build)
+        del catalog_text  # about 10 MB at 1,000 tables: not kept while the state is read
     parsed_state = None
     if state_text is not None:
         parsed_state = parse_json_file(state_text, "state", _source(state), parse_float=Decimal)
-    return parsed_catalog, parsed_state
+    return built, parsed_state
+
+
+def load_catalog(
+    text: str, source: str | None, build: Callable[[Iterable[dict[str, Any]]], Built]
+) -> Built:
+    """What `build` makes of a catalog file's `streams`, each entry parsed and checked in turn.
+
+    Parsed whole (`parse_json_file`), a 1,000-table catalog's 10 MB of text became some 40 MB
+    of dicts and lists, all alive at once beside the catalog being built from them: the run's
+    peak memory. Here each entry is parsed by the same decoder (`JSONDecoder.raw_decode`),
+    checked (`check_entry`) and handed to `build` before the next is parsed, so only what
+    `build` keeps of it stays. A file that is not plainly an object with a `streams` list of
+    valid entries (bad JSON, extra data, nesting too deep, a bad entry, `streams` twice) is
+    parsed again whole and checked by `check_catalog`, for the same one-line error as before,
+    and `build` starts over from that parse if it raised none.
+    """
+    decoder = json.JSONDecoder(parse_float=Decimal)
+    try:
+        return build(_checked(_streamed_entries(text, decoder)))
+    except (_NotStreamedError, ConfigurationError, ValueError, RecursionError):
+        pass
+    parsed = parse_json_file(text, "catalog", source, parse_float=Decimal)
+    check_catalog(parsed)
+    return build(parsed["streams"])
+
+
+class _NotStreamedError(Exception):
+    """The catalog text is not plainly `{..., "streams": [...], ...}`: parse it whole."""
+
+
+def _checked(entries: Iterator[Any]) -> Iterator[dict[str, Any]]:
+    for index, entry in enumerate(entries):
+        check_entry(index, entry)
+        if too_deep({"streams": [entry]}):
+            raise _NotStreamedError
+        yield entry
+
+
+def _streamed_entries(text: str, decoder: json.JSONDecoder) -> Iterator[Any]:
+    """The values of a JSON object's one `streams` list, parsed one at a time, in order.
+
+    The other keys' values are parsed and dropped (the tap reads only `streams`). Raises
+    `_NotStreamedError` (or the decoder's ValueError) at anything else, including more text after
+    the object; the caller then parses the whole text as `json.loads` does.
+    """
+    index = _expect(text, 0, "{")
+    seen = False
+    while True:
+        index = _skip(text, index)
+        if text[index : index + 1] != '"':
+            raise _NotStreamedError
+        key, index = decoder.raw_decode(text, index)
+        index = _skip(text, _expect(text, index, ":"))
+        if key == "streams":
+            if seen or text[index : index + 1] != "[":
+                raise _NotStreamedError
+            seen = True
+            index = yield from _list_items(text, index + 1, decoder)
+        else:
+            value, index = decoder.raw_decode(text, index)
+            if too_deep({key: value}):
+                raise _NotStreamedError
+        index = _skip(text, index)
+        if text[index : index + 1] == ",":
+            index += 1
+            continue
+        index = _expect(text, index, "}")
+        break
+    if not seen or _skip(text, index) != len(text):
+        raise _NotStreamedError
+
+
+def _list_items(text: str, index: int, decoder: json.JSONDecoder) -> Generator[Any, None, int]:
+    """Yield the items of a JSON list whose `[` ends before `index`; return the index after `]`."""
+    index = _skip(text, index)
+    if text[index : index + 1] == "]":
+        return index + 1
+    while True:
+        item, index = decoder.raw_decode(text, index)
+        yield item
+        index = _skip(text, index)
+        if text[index : index + 1] == ",":
+            index = _skip(text, index + 1)
+            continue
+        return _expect(text, index, "]")
+
+
+def _skip(text: str, index: int) -> int:
+    match = _WHITESPACE.match(text, index)
+    return match.end() if match else index
+
+
+def _expect(text: str, index: int, char: str) -> int:
+    """The index after `char`, found after any whitespace from `index`; else `_NotStreamedError`."""
+    index = _skip(text, index)
+    if text[index : index + 1] != char:
+        raise _NotStreamedError
+    return index + 1
 
 
 STDIN: Final = "standard input"

@@ -422,7 +422,8 @@ def parse_json_file(
                 msg += " (of a target's or the tap's STATE lines, give only the last one)"
         raise ConfigurationError(msg) from None
     if not isinstance(value, dict):
-        msg = f"invalid {what}: {source}expected a JSON object, got {json_type(value)}"
+        where = f"{path}: " if path else ""
+        msg = f"invalid {what}: {where}expected a JSON object, got {json_type(value)}"
         raise ConfigurationError(msg)
     if too_deep(value):
         raise ConfigurationError(_TOO_DEEP.format(what=what))

@@ -9,7 +9,13 @@ written from them (SCHEMA, the catalog of `--discover`) are the same.
 
 - `catalog_of`: the input catalog as the SDK's `Catalog`, each entry's schema held as one dict
   (`SchemaDict`) rather than as a tree of `Schema` objects, and what it keeps of the parsed
-  document copied out of the parser's memory (`compact`), equal strings as one object.
+  document copied out of the parser's memory (`compact`), equal strings as one object and, in
+  schemas, equal lists of strings (`"type": ["string", "null"]`) as one list.
+- `discovered_catalog`: the catalog made from the tap's own streams (without an input catalog),
+  built one entry at a time, each schema one dict: the SDK builds every entry's `Schema` tree
+  at once, a peak of megabytes at 1,000 tables.
+- `share_metadata`: a property's metadata (`Metadata(inclusion="available")`, about 30 per
+  table) is one object for every equal one (`SharedMetadata`, which refuses changes).
 - `share_schemas`: once the streams are built, each stream's copies that are equal to its schema
   are replaced by that schema.
 """
@@ -19,18 +25,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.singerlib import Catalog, CatalogEntry, Schema
+from singer_sdk.singerlib import Catalog, CatalogEntry, Metadata, MetadataMapping, Schema
 
 from tap_maptable.inputs import stated_method
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk.mapper import PluginMapper, StreamMap
     from singer_sdk.streams import Stream
 
 
-def compact(value: Any, strings: dict[str, str]) -> Any:
+def compact(
+    value: Any, strings: dict[str, str], lists: dict[tuple[str, ...], list[str]] | None = None
+) -> Any:
     """A deep copy of parsed JSON in new memory, each distinct string one object (`strings`).
 
     What a run keeps of a parsed catalog (its strings, lists and dicts: a few MB at 1,000
@@ -39,7 +47,9 @@ def compact(value: Any, strings: dict[str, str]) -> Any:
     hold all of the parser's memory for the whole run. Copied, it sits together and the parsed
     document is let go whole. Strings are copied too (`str()` would return the same object);
     equal ones become one object, where the parser made one per place (`"null"`, property
-    names repeated in metadata breadcrumbs, ...).
+    names repeated in metadata breadcrumbs, ...). With `lists`, each distinct non-empty list of
+    strings is one list too: for schemas only, which nothing changes in place (`SchemaDict`),
+    where every property repeats its `type` list.
     """
     if isinstance(value, str):
         kept = strings.get(value)
@@ -49,10 +59,80 @@ def compact(value: Any, strings: dict[str, str]) -> Any:
             )
         return kept
     if isinstance(value, dict):
-        return {compact(key, strings): compact(item, strings) for key, item in value.items()}
+        return {compact(key, strings): compact(item, strings, lists) for key, item in value.items()}
     if isinstance(value, list):
-        return [compact(item, strings) for item in value]
+        if lists is not None and value and all(isinstance(item, str) for item in value):
+            key = tuple(value)
+            kept_list = lists.get(key)
+            if kept_list is None:
+                kept_list = lists[key] = [compact(item, strings) for item in value]
+            return kept_list
+        return [compact(item, strings, lists) for item in value]
     return value
+
+
+class SharedMetadata(Metadata):
+    """A property's metadata held once for every entry with the same values; it refuses changes.
+
+    Shared, a change made through one table's catalog would change every table's: what the
+    SDK changes is the stream's own metadata (`Stream.selected` sets the root's, never shared),
+    and a caller that would change a property's (the SDK's test helper
+    `set_catalog_stream_selected`) gets a TypeError rather than a wrong catalog.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        *,
+        inclusion: Metadata.InclusionType | None = None,
+        selected: bool | None = None,
+        selected_by_default: bool | None = None,
+    ) -> None:
+        """Set the values once (`__setattr__` refuses any later change)."""
+        object.__setattr__(self, "inclusion", inclusion)
+        object.__setattr__(self, "selected", selected)
+        object.__setattr__(self, "selected_by_default", selected_by_default)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Refuse: the object is every equal property's metadata."""
+        msg = (
+            f"shared property metadata cannot change ({name}); "
+            "set the entry's breadcrumb to a new Metadata instead"
+        )
+        raise TypeError(msg)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a `Metadata` (or a shared one) with the same values, as before sharing."""
+        if type(other) not in {Metadata, SharedMetadata}:
+            return NotImplemented
+        return _values(self) == _values(other)  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]  # as `Metadata`'s: mutable, so unhashable
+
+
+def _values(metadata: Metadata) -> tuple[Any, Any, Any]:
+    return (metadata.inclusion, metadata.selected, metadata.selected_by_default)
+
+
+def share_metadata(
+    mapping: MetadataMapping, shared: dict[tuple[Any, Any, Any], SharedMetadata]
+) -> None:
+    """Make each property's plain `Metadata` in `mapping` the one shared object of its values.
+
+    Only plain `Metadata` (a property's); the root (`StreamMetadata`, which the SDK changes
+    when a stream is selected) stays the entry's own.
+    """
+    for breadcrumb, metadata in mapping.items():
+        if type(metadata) is Metadata:
+            values = _values(metadata)
+            kept = shared.get(values)
+            if kept is None:
+                inclusion, selected, by_default = values
+                kept = shared[values] = SharedMetadata(
+                    inclusion=inclusion, selected=selected, selected_by_default=by_default
+                )
+            mapping[breadcrumb] = kept
 
 
 @dataclass(slots=True)
@@ -76,23 +156,49 @@ class SchemaDict(Schema):
         return self.held
 
 
-def catalog_of(parsed: dict[str, Any]) -> Catalog:
-    """The SDK's `Catalog` of a parsed (and checked) catalog, each schema one dict.
+def catalog_of(streams: Iterable[dict[str, Any]]) -> Catalog:
+    """The SDK's `Catalog` of a parsed (and checked) catalog's `streams`, each schema one dict.
 
     What `Catalog.from_dict` makes, entry by entry through `CatalogEntry.from_dict`, except
-    the schema (`SchemaDict`) and the replication method (`stated_method`); all it keeps is a
-    `compact` copy, so `parsed` can be let go whole, and is left as it was (the caller may use
-    it again).
+    the schema (`SchemaDict`), the replication method (`stated_method`) and the properties'
+    metadata (`share_metadata`); all it keeps is a `compact` copy, so each parsed entry can be
+    let go as soon as it is read (`inputs.catalog_streams` parses them one at a time), and is
+    left as it was (the caller may use it again).
     """
     strings: dict[str, str] = {}
+    lists: dict[tuple[str, ...], list[str]] = {}
+    shared: dict[tuple[Any, Any, Any], SharedMetadata] = {}
     catalog = Catalog()
-    for raw in parsed.get("streams", []):
+    for raw in streams:
         schema = Schema.from_dict(raw.get("schema", {})).to_dict()
         entry = CatalogEntry.from_dict(compact({**raw, "schema": {}}, strings))
-        entry.schema = SchemaDict(held=compact(schema, strings))
+        entry.schema = SchemaDict(held=compact(schema, strings, lists))
         entry.replication_method = compact(stated_method(raw), strings)
+        share_metadata(entry.metadata, shared)
         catalog[entry.tap_stream_id] = entry
     return catalog
+
+
+def discovered_catalog(streams: Iterable[Stream]) -> Catalog:
+    """The catalog of the tap's own streams, as the SDK makes it, each schema one dict.
+
+    The SDK's `Tap._singer_catalog` makes every stream's entry (`Stream._singer_catalog_entry`,
+    whose schema is a tree of `Schema` objects, one per property) in one generator that
+    `Catalog` takes whole: at 1,000 tables all the trees are alive at once. Each entry's tree
+    here becomes its dict (`SchemaDict`) before the next entry is made: the same entries, the
+    same `to_dict()`, and the same `--discover` output.
+    """
+    return Catalog(_discovered_entries(streams))
+
+
+def _discovered_entries(streams: Iterable[Stream]) -> Iterator[tuple[str, CatalogEntry]]:
+    shared: dict[tuple[Any, Any, Any], SharedMetadata] = {}
+    for stream in streams:
+        # The SDK's own entry (no public equivalent): what it would hold, built as it builds it.
+        entry = stream._singer_catalog_entry  # noqa: SLF001
+        entry.schema = SchemaDict(held=entry.schema.to_dict())
+        share_metadata(entry.metadata, shared)
+        yield stream.tap_stream_id, entry
 
 
 def share_map_schemas(stream_maps: Iterable[StreamMap], schema: dict[str, Any] | None) -> int:

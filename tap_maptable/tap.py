@@ -60,6 +60,7 @@ from tap_maptable.settings import (
 from tap_maptable.sharing import (
     SchemaDict,
     catalog_of,
+    discovered_catalog,
     share_map_schemas,
     share_schemas,
 )
@@ -163,7 +164,7 @@ class TapMapTable(Tap):
             # A parsed catalog (the command line hands a `Catalog` already, `invoke`): the SDK
             # takes a `Catalog` as it is, and ours keeps each schema as one dict (`catalog_of`).
             check_catalog(catalog)
-            kwargs["catalog"] = catalog_of(catalog)
+            kwargs["catalog"] = catalog_of(catalog["streams"])
         state = kwargs.get("state")
         if isinstance(state, dict):
             catalog = kwargs.get("catalog")
@@ -208,13 +209,11 @@ class TapMapTable(Tap):
         stayed taken for the whole run. This does what `Tap.invoke` does, in its order (`--about`
         in the `PluginBase` part, the version line, the tap, `sync_all`; the files are read after
         `--about`, which needs neither), from files parsed once, handing `Tap.__init__` a `Catalog`
-        (`catalog_of`), which the SDK takes as it is; the parsed document is let go before any
-        stream is built.
+        (`catalog_of`), which the SDK takes as it is; the catalog's entries are parsed one at a
+        time (`inputs.load_catalog`), each let go once `catalog_of` has its copy.
         """
         super(Tap, cls).invoke(about=about, about_format=about_format)  # `--about` exits here
-        parsed_catalog, parsed_state = read_input_files(catalog, state)
-        input_catalog = None if parsed_catalog is None else catalog_of(parsed_catalog)
-        del parsed_catalog
+        input_catalog, parsed_state = read_input_files(catalog, state, catalog_of)
         cls.print_version(print_fn=cls.logger.info)
         tap = cls(
             config=config.config if config is not None else {},
@@ -264,6 +263,17 @@ class TapMapTable(Tap):
             if isinstance(entry.schema, SchemaDict):  # an input catalog's (`catalog_of`)
                 schema = entry.schema.to_dict()
             share_map_schemas(self.mapper.stream_maps.get(name, []), schema)
+
+    @property
+    def _singer_catalog(self) -> Catalog:
+        """The catalog of the tap's own streams, each entry's schema one dict (`sharing`).
+
+        Overrides the SDK's private property (what `Tap.catalog` and `--discover` use): it made
+        every stream's entry, each schema a tree of `Schema` objects, all alive at once, the
+        peak of a 1,000-table run without an input catalog. The same entries and output,
+        one entry at a time (`discovered_catalog`).
+        """
+        return discovered_catalog(self.streams.values())
 
     _catalog_coverage_checked = False
     _discovery_only = False

@@ -12,19 +12,24 @@ import json
 import logging
 import os
 import threading
+import tracemalloc
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.singerlib import Catalog
+import pytest
+from singer_sdk.singerlib import Catalog, Metadata
 
+from tap_maptable.errors import ConfigurationError
+from tap_maptable.inputs import check_catalog, load_catalog
 from tap_maptable.logs import rows_sent
+from tap_maptable.settings import parse_json_file
 from tap_maptable.sharing import SchemaDict, catalog_of, compact
 from tap_maptable.tap import TapMapTable
 from tests.helpers import discover, is_row_stream, run_cli, sync, tap_config
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
-
-    import pytest
 
 
 def _deselect(catalog: dict[str, Any], stream: str, prop: str) -> None:
@@ -107,7 +112,7 @@ def test_what_the_catalog_keeps_is_copied_out_of_the_parsed_document(sandbox: An
     _, discovered, _, _ = _catalog(sandbox)
     catalog = json.loads(json.dumps(discovered))  # as the command line has it: parsed text
     parsed = {id(s) for s in _strings(catalog)}
-    kept = catalog_of(catalog).to_dict()
+    kept = catalog_of(catalog["streams"]).to_dict()
     assert kept == Catalog.from_dict(catalog).to_dict()
     assert not [s for s in _strings(kept) if id(s) in parsed], "a parsed string is kept"
 
@@ -254,3 +259,149 @@ def test_a_config_that_can_be_read_only_once_is_read_once(sandbox: Any, tmp_path
     assert writes == [len(config)]
     assert run.returncode == 0, run.stderr[-500:]
     assert any(is_row_stream(e["tap_stream_id"]) for e in json.loads(run.stdout)["streams"])
+
+
+# -- a catalog file parsed one entry at a time (`inputs.load_catalog`) ---------------------------
+
+
+def _entries_as_built(text: str) -> list[dict[str, Any]]:
+    """What `load_catalog` hands `build`, and whether it came as the file's entries in turn."""
+    handed: list[Any] = []
+
+    def build(streams: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        handed.append(streams)
+        return list(streams)
+
+    built = load_catalog(text, "catalog.json", build)
+    assert handed[-1] is not None
+    return built
+
+
+def test_a_catalog_file_is_handed_on_entry_by_entry_as_json_loads_reads_it(sandbox: Any) -> None:
+    _, catalog, _, _ = _catalog(sandbox)
+    catalog["version"] = {"nested": [1, 2.5, None]}  # another top-level key, read and dropped
+    text = json.dumps(catalog, indent=2)
+    seen: list[Any] = []
+
+    def build(streams: Iterable[dict[str, Any]]) -> Catalog:
+        seen.append(streams)
+        return catalog_of(streams)
+
+    built = load_catalog(text, "catalog.json", build)
+    assert len(seen) == 1, "the streamed parse fell back to parsing the file whole"
+    assert not isinstance(seen[0], list), "the entries were parsed all at once"
+    expected = json.loads(text, parse_float=Decimal)
+    assert built.to_dict() == Catalog.from_dict(expected).to_dict()
+
+
+def test_entries_are_parsed_one_at_a_time_so_the_parse_s_peak_is_one_entry() -> None:
+    # A 400-table catalog: parsed whole, every entry's dicts are alive at once; streamed, the
+    # parse holds one entry and `build` keeps what it keeps (here: nothing).
+    entry = {
+        "tap_stream_id": "table_tbl",
+        "schema": {"properties": {f"c{n}": {"type": ["string", "null"]} for n in range(30)}},
+        "metadata": [{"breadcrumb": ["properties", f"c{n}"], "metadata": {}} for n in range(30)],
+    }
+    text = json.dumps({"streams": [{**entry, "tap_stream_id": f"x{n}"} for n in range(400)]})
+    tracemalloc.start()
+    try:
+        json.loads(text)
+        whole = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        count = load_catalog(text, None, lambda streams: sum(1 for _ in streams))
+        streamed = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 400
+    assert streamed < whole / 10, (streamed, whole)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}}] } x', "several"),
+        ('{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}}, {"tap_', "not valid"),
+        ('{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}}, 3]}', "streams[1]"),
+        ('{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}}], "x": [1,]}', "valid"),
+        ('{"streams": {}}', "no 'streams' list"),
+        ('{"other": 1}', "no 'streams' list"),
+        ("[]", "catalog.json: expected a JSON object, got a list"),
+        ("\ufeff{}", "not valid JSON"),
+        ("  ", "empty"),
+        ('{"streams": [' + "[" * 150 + "]" * 150 + "]}", "nested more than"),
+        (
+            '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}, "x": '
+            + "[" * 120
+            + "]" * 120
+            + "}]}",
+            "nested more than",
+        ),
+    ],
+)
+def test_a_bad_catalog_file_gets_the_error_of_parsing_it_whole(text: str, error: str) -> None:
+    with pytest.raises(ConfigurationError) as streamed:
+        _entries_as_built(text)
+    with pytest.raises(ConfigurationError) as whole:
+        check_catalog(parse_json_file(text, "catalog", "catalog.json", parse_float=Decimal))
+    assert str(streamed.value) == str(whole.value)
+    assert error in str(streamed.value)
+
+
+def test_json_s_own_rules_are_kept_where_the_catalog_is_streamed() -> None:
+    # A second `streams` key: json.loads keeps the last; whitespace anywhere JSON allows it.
+    first = '{"tap_stream_id": "first", "schema": {"properties": {}}}'
+    last = '{"tap_stream_id": "last", "schema": {"properties": {"n": {"type": "number"}}}}'
+    text = f' \n{{ "streams" : [ {first} ] ,\t"streams":[{last}]\r\n}} \n'
+    built = _entries_as_built(text)
+    assert built == json.loads(text, parse_float=Decimal)["streams"]
+    assert _entries_as_built('{"streams": []}') == []
+    assert _entries_as_built('{"streams": [ ] , "x": {"streams": [1]}}') == []
+
+
+# -- one object for each equal piece of every table's catalog entry ------------------------------
+
+
+def test_equal_property_metadata_and_type_lists_are_one_object_and_refuse_changes(
+    sandbox: Any,
+) -> None:
+    _, catalog, _, _ = _catalog(sandbox)
+    built = catalog_of(catalog["streams"])
+    tables = [e for e in built.streams if is_row_stream(e.tap_stream_id)]
+    available = [
+        md
+        for entry in tables
+        for crumb, md in entry.metadata.items()
+        if crumb and md == Metadata(inclusion=Metadata.InclusionType.AVAILABLE)
+    ]
+    assert len(available) > len(tables)
+    assert len({id(md) for md in available}) == 1
+    assert built.to_dict() == Catalog.from_dict(catalog).to_dict()
+    with pytest.raises(TypeError, match="shared property metadata cannot change"):
+        available[0].selected = False
+    root = tables[0].metadata.root
+    root.selected = False  # the stream's own: the SDK changes it when a stream is (de)selected
+    assert all(e.metadata.root.selected is not False for e in tables[1:])
+    types = [
+        prop["type"]
+        for entry in tables
+        for prop in entry.schema.to_dict()["properties"].values()
+        if prop.get("type") == ["string", "null"]
+    ]
+    assert len(types) > len(tables)
+    assert len({id(t) for t in types}) == 1
+    assert all(e.key_properties is not tables[0].key_properties for e in tables[1:]), (
+        "lists outside the schema are each entry's own"
+    )
+
+
+def test_the_discovered_catalog_is_the_sdk_s_with_one_dict_per_schema(sandbox: Any) -> None:
+    config = tap_config(sandbox)
+    tap = TapMapTable(config=config)
+    sdk = Catalog((s.tap_stream_id, s._singer_catalog_entry) for s in tap.streams.values())
+    ours = tap._singer_catalog
+    assert json.dumps(ours.to_dict()) == json.dumps(sdk.to_dict()), "--discover output changed"
+    assert all(isinstance(e.schema, SchemaDict) for e in ours.streams)
+    shared = {
+        id(md) for e in ours.streams for crumb, md in e.metadata.items() if crumb and md.inclusion
+    }
+    assert len(shared) <= len(Metadata.InclusionType), "equal property metadata not shared"
