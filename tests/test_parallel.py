@@ -567,3 +567,44 @@ def test_a_worker_the_system_will_not_start_ends_the_growing_not_the_run(
     warned = [r.getMessage() for r in caplog.records if "No more request workers" in r.getMessage()]
     assert len(warned) == 1, warned
     reader.close()
+
+
+@pytest.mark.parametrize(
+    ("startable", "workers", "warning"),
+    [
+        pytest.param(3, 3, "No more request workers", id="some-start-reads-with-those"),
+        pytest.param(0, 1, "No request worker could start", id="none-start-reads-in-one-thread"),
+    ],
+)
+def test_first_workers_the_system_will_not_start_leave_the_run_reading(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    startable: int,
+    workers: int,
+    warning: str,
+) -> None:
+    # The first workers were started with no guard: a process limit ended the run with a
+    # RuntimeError traceback before any request.
+    start = threading.Thread.start
+
+    def start_some(thread: threading.Thread) -> None:
+        name = thread.name
+        if name.startswith(f"{THREAD_PREFIX}-") and int(name.rsplit("-")[-1]) >= startable:
+            msg = "can't start new thread"
+            raise RuntimeError(msg)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_some)
+    maptable = _MapTable({f"T{n:02d}": 3 for n in range(6)}, delay=0.01)
+    reader = _reader(maptable, workers=16)
+    names = sorted(maptable.sizes)
+    with caplog.at_level(logging.WARNING):
+        reader.plan([ReadPlan(name, name) for name in names])
+        for name in names:
+            assert _rows(reader, name) == [f"{name}{i}" for i in range(3)]
+    assert reader.workers == workers
+    assert len(maptable.calls) == 18, "a segment was fetched twice, or not at all"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith(warning), warned
+    reader.close()

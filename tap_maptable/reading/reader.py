@@ -185,7 +185,21 @@ class Reader:
             return
         self._connection.open()
         with self._cond:
-            self._add_workers(min(self._workers, FIRST_WORKERS))
+            try:
+                self._add_workers(min(self._workers, FIRST_WORKERS))
+            except RuntimeError as exc:  # "can't start new thread": a process or memory limit
+                self._grown_out = True
+                if self._threads:
+                    LOGGER.warning(
+                        "No more request workers (%s): reading with %d.", exc, len(self._threads)
+                    )
+                else:
+                    # No thread at all: the callers' thread sends, one request at a time
+                    # (`parallel` is now False, and every caller asks it after `_start`).
+                    self._workers = 1
+                    LOGGER.warning(
+                        "No request worker could start (%s): reading one request at a time.", exc
+                    )
 
     def _add_workers(self, count: int) -> None:
         """Start workers until there are `count` (the caller holds `_cond`).
@@ -256,13 +270,14 @@ class Reader:
 
     def map(self, read: Callable[[Any], Any], keys: list[Any]) -> list[Any]:
         """`read(key)` for every key, in parallel when allowed; each result or its error."""
+        if self.parallel and len(keys) > 1:
+            self._start()
         if not self.parallel or len(keys) < 2:  # noqa: PLR2004 - one key needs no thread
             results = [_outcome(read, key) for key in keys]
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(result, Exception):
                     raise result
             return results
-        self._start()
         calls = [_Call(read, key) for key in keys]
         with self._cond:
             self._calls.extend(calls)
@@ -441,7 +456,7 @@ class Reader:
             self._cond.notify_all()
         if self.parallel:
             self._start()
-        else:
+        if not self.parallel:
             for read in todo:
                 self._fetch(read)
         out: dict[str, Any] = {}
