@@ -57,9 +57,21 @@ def check_entry(index: int, entry: Any) -> None:
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         msg = f"invalid catalog: stream {name!r} has no schema properties"
         raise ConfigurationError(msg)
-    if not isinstance(entry.get("metadata", []), list):
+    metadata = entry.get("metadata", [])
+    if not isinstance(metadata, list):
         msg = f"invalid catalog: stream {name!r} has metadata that is not a list"
         raise ConfigurationError(msg)
+    for item in metadata:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("breadcrumb"), list)
+            and isinstance(item.get("metadata"), dict)
+        ):
+            msg = (
+                f"invalid catalog: stream {name!r} has a metadata item that is not "
+                '{"breadcrumb": [...], "metadata": {...}}'
+            )
+            raise ConfigurationError(msg)
     _check_methods(name, entry)
     if (
         name.startswith("table_")
@@ -278,15 +290,16 @@ def load_catalog(
     peak memory. Here each entry is parsed by the same decoder (`JSONDecoder.raw_decode`),
     checked (`check_entry`) and handed to `build` before the next is parsed, so only what
     `build` keeps of it stays. A file that is not plainly an object with a `streams` list of
-    valid entries (bad JSON, extra data, nesting too deep, a bad entry, `streams` twice) is
-    parsed again whole and checked by `check_catalog`, for the same one-line error as before,
-    and `build` starts over from that parse if it raised none.
+    valid entries (bad JSON, extra data, nesting too deep, a bad entry, `streams` twice), or
+    whose entries `build` fails on, is parsed again whole and checked by `check_catalog`, for
+    the same one-line error as before, and `build` starts over from that parse if it raised
+    none.
     """
     decoder = json.JSONDecoder(parse_float=Decimal)
-    try:
+    # Any failure: an entry `check_entry` passes may still fail `build` (a metadata item that
+    # is not an object) while a later part of the file is what the whole parse reports first.
+    with contextlib.suppress(Exception):
         return build(_checked(_streamed_entries(text, decoder)))
-    except (_NotStreamedError, ConfigurationError, ValueError, RecursionError):
-        pass
     parsed = parse_json_file(text, "catalog", source, parse_float=Decimal)
     check_catalog(parsed)
     return build(parsed["streams"])

@@ -47,9 +47,11 @@ def compact(
     hold all of the parser's memory for the whole run. Copied, it sits together and the parsed
     document is let go whole. Strings are copied too (`str()` would return the same object);
     equal ones become one object, where the parser made one per place (`"null"`, property
-    names repeated in metadata breadcrumbs, ...). With `lists`, each distinct non-empty list of
-    strings is one list too: for schemas only, which nothing changes in place (`SchemaDict`),
-    where every property repeats its `type` list.
+    names repeated in metadata breadcrumbs, ...). With `lists`, each distinct `type` list (of
+    strings) is one list too: for schemas only, where every property repeats one, and which
+    nothing changes in place (`SchemaDict`). Only `type`: the SDK changes a copied schema's
+    `required` in place when a property is deselected (and a deep copy keeps what it shares
+    within itself), so equal `required` lists of one entry must stay apart.
     """
     if isinstance(value, str):
         kept = strings.get(value)
@@ -59,16 +61,31 @@ def compact(
             )
         return kept
     if isinstance(value, dict):
-        return {compact(key, strings): compact(item, strings, lists) for key, item in value.items()}
+        return {
+            compact(key, strings): (
+                _one_type_list(item, strings, lists)
+                if lists is not None and key == "type" and _strings_only(item)
+                else compact(item, strings, lists)
+            )
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        if lists is not None and value and all(isinstance(item, str) for item in value):
-            key = tuple(value)
-            kept_list = lists.get(key)
-            if kept_list is None:
-                kept_list = lists[key] = [compact(item, strings) for item in value]
-            return kept_list
         return [compact(item, strings, lists) for item in value]
     return value
+
+
+def _strings_only(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _one_type_list(
+    value: list[str], strings: dict[str, str], lists: dict[tuple[str, ...], list[str]]
+) -> list[str]:
+    key = tuple(value)
+    kept = lists.get(key)
+    if kept is None:
+        kept = lists[key] = [compact(item, strings) for item in value]
+    return kept
 
 
 class SharedMetadata(Metadata):
@@ -109,6 +126,28 @@ class SharedMetadata(Metadata):
         return _values(self) == _values(other)  # type: ignore[arg-type]
 
     __hash__ = None  # type: ignore[assignment]  # as `Metadata`'s: mutable, so unhashable
+
+    def __copy__(self) -> SharedMetadata:
+        """Itself: it never changes (copying would set its slots, which it refuses)."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SharedMetadata:
+        """Itself, as `__copy__`."""
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by its values, rebuilt through `__init__`."""
+        return (_shared_metadata, _values(self))
+
+
+def _shared_metadata(
+    inclusion: Metadata.InclusionType | None,
+    selected: bool | None,  # noqa: FBT001 - pickle passes the values by position
+    selected_by_default: bool | None,  # noqa: FBT001
+) -> SharedMetadata:
+    return SharedMetadata(
+        inclusion=inclusion, selected=selected, selected_by_default=selected_by_default
+    )
 
 
 def _values(metadata: Metadata) -> tuple[Any, Any, Any]:
@@ -162,7 +201,7 @@ def catalog_of(streams: Iterable[dict[str, Any]]) -> Catalog:
     What `Catalog.from_dict` makes, entry by entry through `CatalogEntry.from_dict`, except
     the schema (`SchemaDict`), the replication method (`stated_method`) and the properties'
     metadata (`share_metadata`); all it keeps is a `compact` copy, so each parsed entry can be
-    let go as soon as it is read (`inputs.catalog_streams` parses them one at a time), and is
+    let go as soon as it is read (`inputs.load_catalog` parses them one at a time), and is
     left as it was (the caller may use it again).
     """
     strings: dict[str, str] = {}

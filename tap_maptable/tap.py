@@ -260,7 +260,8 @@ class TapMapTable(Tap):
             self.mapper.register_raw_streams_from_catalog(Catalog([(entry.tap_stream_id, entry)]))
             stream = streams.get(name)
             schema = stream.schema if stream is not None else None
-            if isinstance(entry.schema, SchemaDict):  # an input catalog's (`catalog_of`)
+            if self.input_catalog is not None and isinstance(entry.schema, SchemaDict):
+                # an input catalog's (`catalog_of`); a discovered entry's is the stream's equal
                 schema = entry.schema.to_dict()
             share_map_schemas(self.mapper.stream_maps.get(name, []), schema)
 

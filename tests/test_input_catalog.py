@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import os
+import pickle
 import threading
 import tracemalloc
 from decimal import Decimal
@@ -326,6 +327,22 @@ def test_entries_are_parsed_one_at_a_time_so_the_parse_s_peak_is_one_entry() -> 
         ('{"streams": {}}', "no 'streams' list"),
         ('{"other": 1}', "no 'streams' list"),
         ("[]", "catalog.json: expected a JSON object, got a list"),
+        (
+            (
+                '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}, '
+                '"metadata": [{"breadcrumb": []}]}]}'
+            ),
+            "has a metadata item that is not",
+        ),
+        # Entries `check_entry` passes but the catalog cannot be built from, then a worse fault.
+        (
+            '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {"x": 3}}}, 3]}',
+            "streams[1] is not an object",
+        ),
+        (
+            '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}, "metadata": [1]}] x',
+            "not valid JSON",
+        ),
         ("\ufeff{}", "not valid JSON"),
         ("  ", "empty"),
         ('{"streams": [' + "[" * 150 + "]" * 150 + "]}", "nested more than"),
@@ -340,7 +357,7 @@ def test_entries_are_parsed_one_at_a_time_so_the_parse_s_peak_is_one_entry() -> 
 )
 def test_a_bad_catalog_file_gets_the_error_of_parsing_it_whole(text: str, error: str) -> None:
     with pytest.raises(ConfigurationError) as streamed:
-        _entries_as_built(text)
+        load_catalog(text, "catalog.json", catalog_of)  # what the command line builds
     with pytest.raises(ConfigurationError) as whole:
         check_catalog(parse_json_file(text, "catalog", "catalog.json", parse_float=Decimal))
     assert str(streamed.value) == str(whole.value)
@@ -405,3 +422,45 @@ def test_the_discovered_catalog_is_the_sdk_s_with_one_dict_per_schema(sandbox: A
         id(md) for e in ours.streams for crumb, md in e.metadata.items() if crumb and md.inclusion
     }
     assert len(shared) <= len(Metadata.InclusionType), "equal property metadata not shared"
+
+
+def test_only_type_lists_are_shared_and_shared_metadata_copies_as_itself() -> None:
+    # The SDK removes a deselected property from a copied schema's `required` in place: two
+    # equal `required` lists shared would lose the name together.
+    schema = {
+        "properties": {
+            name: {"type": ["object", "null"], "required": ["lat"], "enum": ["x"]}
+            for name in ("a", "b")
+        }
+    }
+    copied = compact(schema, {}, {})
+    a, b = copied["properties"]["a"], copied["properties"]["b"]
+    assert a["type"] is b["type"]
+    assert a["required"] is not b["required"]
+    assert a["enum"] is not b["enum"]
+    built = catalog_of(
+        [
+            {
+                "tap_stream_id": "s",
+                "schema": schema,
+                "metadata": [
+                    {"breadcrumb": ["properties", "a"], "metadata": {"inclusion": "available"}}
+                ],
+            }
+        ]
+    )
+    shared = built["s"].metadata[("properties", "a")]
+    assert copy.copy(shared) is shared
+    assert copy.deepcopy(built)["s"].metadata[("properties", "a")] is shared
+    assert pickle.loads(pickle.dumps(shared)) == Metadata(  # noqa: S301 - our own bytes
+        inclusion=Metadata.InclusionType.AVAILABLE
+    )
+
+
+def test_without_a_catalog_the_stream_maps_keep_the_stream_s_own_schema(sandbox: Any) -> None:
+    # Discovered entries hold their schema as a dict too; the maps must still take the
+    # stream's own (its key order is what `--test schema` writes), not the catalog's copy.
+    tap = TapMapTable(config=tap_config(sandbox))
+    for stream in tap.streams.values():
+        for stream_map in tap.mapper.stream_maps[stream.name]:
+            assert stream_map.raw_schema is stream.schema, stream.name
