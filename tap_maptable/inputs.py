@@ -40,8 +40,25 @@ def check_catalog(catalog: dict[str, Any]) -> None:
     if not isinstance(streams, list):
         msg = "invalid catalog: no 'streams' list"
         raise ConfigurationError(msg)
-    for index, entry in enumerate(streams):
+    for _ in checked_entries(streams):
+        pass
+
+
+def checked_entries(entries: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """The entries, each checked (`check_entry`), and no `tap_stream_id` twice.
+
+    Two entries for one stream were taken silently, the later one winning: a table deselected
+    in one and selected in the other was read or not depending on the order.
+    """
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
         check_entry(index, entry)
+        name = entry["tap_stream_id"]
+        if name in seen:
+            msg = f"invalid catalog: stream {name!r} has two entries (streams[{index}] again)"
+            raise ConfigurationError(msg)
+        seen.add(name)
+        yield entry
 
 
 def check_entry(index: int, entry: Any) -> None:
@@ -72,6 +89,7 @@ def check_entry(index: int, entry: Any) -> None:
                 '{"breadcrumb": [...], "metadata": {...}}'
             )
             raise ConfigurationError(msg)
+        _check_flags(name, item)
     _check_methods(name, entry)
     if (
         name.startswith("table_")
@@ -83,6 +101,24 @@ def check_entry(index: int, entry: Any) -> None:
             "run discovery again"
         )
         raise ConfigurationError(msg)
+
+
+def _check_flags(name: str, item: dict[str, Any]) -> None:
+    """Refuse a `selected` (or `selected-by-default`) that is not true or false.
+
+    The SDK reads it as Python truth: `"selected": "false"` selected the stream, and the user
+    who meant to leave a table out had it read and loaded.
+    """
+    for flag in ("selected", "selected-by-default"):
+        value = item["metadata"].get(flag)
+        if value is not None and not isinstance(value, bool):
+            path = ".".join(str(part) for part in item["breadcrumb"][1::2])
+            where = f"property {path!r}" if path else "the stream"
+            msg = (
+                f"invalid catalog: stream {name!r} has {flag!r} set to {json_type(value)} for "
+                f"{where}; expected true or false"
+            )
+            raise ConfigurationError(msg)
 
 
 # The replication methods the tap reads a stream with (Singer's spelling).
@@ -310,8 +346,7 @@ class _NotStreamedError(Exception):
 
 
 def _checked(entries: Iterator[Any]) -> Iterator[dict[str, Any]]:
-    for index, entry in enumerate(entries):
-        check_entry(index, entry)
+    for entry in checked_entries(entries):
         if too_deep({"streams": [entry]}):
             raise _NotStreamedError
         yield entry
@@ -416,7 +451,8 @@ class NamedFile(io.TextIOBase):
         try:
             if self.path == "-":
                 return sys.stdin.read()
-            with Path(self.path).open(encoding="utf-8") as file:
+            # utf-8-sig: a byte order mark (Windows editors write one) is not part of the JSON.
+            with Path(self.path).open(encoding="utf-8-sig") as file:
                 return file.read()
         except UnicodeDecodeError:
             msg = f"invalid {self.what}: {self.path} is not UTF-8 text"

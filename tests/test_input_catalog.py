@@ -327,6 +327,28 @@ def test_entries_are_parsed_one_at_a_time_so_the_parse_s_peak_is_one_entry() -> 
         ('{"streams": {}}', "no 'streams' list"),
         ('{"other": 1}', "no 'streams' list"),
         ("[]", "catalog.json: expected a JSON object, got a list"),
+        # Read as Python truth by the SDK: "false" selected the stream it meant to leave out.
+        (
+            (
+                '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}, "metadata": '
+                '[{"breadcrumb": [], "metadata": {"selected": "false"}}]}]}'
+            ),
+            "stream 'a' has 'selected' set to a string for the stream; expected true or false",
+        ),
+        (
+            (
+                '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {"x": {}}}, '
+                '"metadata": [{"breadcrumb": ["properties", "x"], "metadata": {"selected": 0}}]}]}'
+            ),
+            "'selected' set to an integer for property 'x'",
+        ),
+        (
+            (
+                '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}}, '
+                '{"tap_stream_id": "a", "schema": {"properties": {}}}]}'
+            ),
+            "stream 'a' has two entries (streams[1] again)",
+        ),
         (
             (
                 '{"streams": [{"tap_stream_id": "a", "schema": {"properties": {}}, '
@@ -464,3 +486,13 @@ def test_without_a_catalog_the_stream_maps_keep_the_stream_s_own_schema(sandbox:
     for stream in tap.streams.values():
         for stream_map in tap.mapper.stream_maps[stream.name]:
             assert stream_map.raw_schema is stream.schema, stream.name
+
+
+def test_a_catalog_file_with_a_byte_order_mark_is_read(sandbox: Any, tmp_path: Path) -> None:
+    # Windows editors write one; json.loads refused it ("Unexpected UTF-8 BOM").
+    config, catalog, _, _ = _catalog(sandbox)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(catalog), encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    cli = run_cli(["--catalog", str(path)], config)
+    assert cli.returncode == 0, cli.stderr
