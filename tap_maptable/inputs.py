@@ -183,6 +183,26 @@ def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None
     replication_key = entry.replication_key or getattr(root, "replication_key", None)
     if bookmark is not None and replication_key is None and method in {None, "INCREMENTAL"}:
         entry.replication_key = bookmark
+    elif bookmark is not None and (
+        other := next(
+            (
+                key
+                for key in (entry.replication_key, getattr(root, "replication_key", None))
+                if key not in {None, bookmark}
+            ),
+            None,
+        )
+    ):
+        # A table's rows are bookmarked on MapTable's update time, the only time it keeps for
+        # every row; another column (in the entry or in Singer's `replication-key` metadata)
+        # was ignored without a word: the run kept `_updated_at`.
+        LOGGER.warning(
+            "Stream %r is always bookmarked on %r; the catalog's replication key %r is ignored.",
+            entry.tap_stream_id,
+            bookmark,
+            other,
+        )
+        entry.replication_key = bookmark
     elif bookmark is None and replication_key is None and method == "INCREMENTAL":
         # workspaces, projects, table_nodes: nothing to bookmark (a Meltano rule for `*`, or for
         # `table_*`, which matches `table_nodes`, asks it anyway); the SDK failed the run.

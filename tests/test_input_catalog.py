@@ -496,3 +496,25 @@ def test_a_catalog_file_with_a_byte_order_mark_is_read(sandbox: Any, tmp_path: P
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     cli = run_cli(["--catalog", str(path)], config)
     assert cli.returncode == 0, cli.stderr
+
+
+def test_a_table_s_replication_key_other_than_its_update_time_is_ignored_with_a_warning(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It was ignored without a word: the user believed the table bookmarked on their column.
+    config, catalog, name, prop = _catalog(sandbox)
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == name)
+    for item in entry["metadata"]:
+        if item["breadcrumb"] == []:
+            item["metadata"]["replication-key"] = prop
+    with caplog.at_level(logging.WARNING):
+        run = sync(config, catalog=catalog)
+    warned = [r.getMessage() for r in caplog.records if "always bookmarked on" in r.getMessage()]
+    assert warned == [
+        (
+            f"Stream {name!r} is always bookmarked on '_updated_at'; the catalog's replication key "
+            f"{prop!r} is ignored."
+        )
+    ]
+    schema = next(m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == name)
+    assert schema["bookmark_properties"] == ["_updated_at"]
