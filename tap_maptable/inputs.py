@@ -468,6 +468,9 @@ class NamedFile(io.TextIOBase):
             msg = "NamedFile is read whole"
             raise io.UnsupportedOperation(msg)
         self.close()
+        if not self.path:
+            msg = f"invalid {self.what}: the file name is empty"
+            raise ConfigurationError(msg)
         try:
             if self.path == "-":
                 return sys.stdin.read()

@@ -628,6 +628,14 @@ class TapMapTable(Tap):
         if self.input_catalog is None or self._catalog_coverage_checked:
             return
         self._catalog_coverage_checked = True
+        if not any(stream.selected for stream in self.streams.values()):
+            # An empty `streams` list, or every entry deselected: a scheduled run did nothing,
+            # and said only "Skipping deselected stream" for streams the catalog never named.
+            self.logger.warning(
+                "The catalog selects no stream: this run reads nothing. Select streams in it, "
+                "or run discovery again (under Meltano: `meltano select tap-maptable --list`)."
+            )
+            return
         named = {
             table_id_for(name) for name in self.input_catalog if name.startswith(STREAM_PREFIX)
         }

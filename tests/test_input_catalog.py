@@ -518,3 +518,19 @@ def test_a_table_s_replication_key_other_than_its_update_time_is_ignored_with_a_
     ]
     schema = next(m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == name)
     assert schema["bookmark_properties"] == ["_updated_at"]
+
+
+def test_a_catalog_that_selects_nothing_says_so_and_an_empty_file_name_is_named(
+    sandbox: Any,
+) -> None:
+    # `{"streams": []}` exited 0 having read nothing, saying only "Skipping deselected stream"
+    # of streams it never named; `--catalog ''` said "cannot read : Is a directory".
+    config = tap_config(sandbox)
+    run = run_cli(["--catalog", "-"], config, stdin='{"streams": []}')
+    assert run.returncode == 0, run.stderr
+    assert "The catalog selects no stream: this run reads nothing." in run.stderr
+    empty = run_cli(["--catalog", ""], config)
+    assert empty.returncode == 1
+    assert (
+        empty.stderr.strip().splitlines()[-1].endswith("invalid catalog: the file name is empty")
+    ), empty.stderr
