@@ -180,19 +180,11 @@ def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None
         stated = getattr(root, "table_key_properties", None)
         entry.key_properties = list(keys if stated is None else stated)
     method = entry.replication_method or getattr(root, "forced_replication_method", None)
-    replication_key = entry.replication_key or getattr(root, "replication_key", None)
-    if bookmark is not None and replication_key is None and method in {None, "INCREMENTAL"}:
+    stated = [k for k in (entry.replication_key, getattr(root, "replication_key", None)) if k]
+    others = [key for key in stated if key != bookmark]
+    if bookmark is not None and not stated and method in {None, "INCREMENTAL"}:
         entry.replication_key = bookmark
-    elif bookmark is not None and (
-        other := next(
-            (
-                key
-                for key in (entry.replication_key, getattr(root, "replication_key", None))
-                if key not in {None, bookmark}
-            ),
-            None,
-        )
-    ):
+    elif bookmark is not None and others:
         # A table's rows are bookmarked on MapTable's update time, the only time it keeps for
         # every row; another column (in the entry or in Singer's `replication-key` metadata)
         # was ignored without a word: the run kept `_updated_at`.
@@ -200,10 +192,10 @@ def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None
             "Stream %r is always bookmarked on %r; the catalog's replication key %r is ignored.",
             entry.tap_stream_id,
             bookmark,
-            other,
+            others[0],
         )
         entry.replication_key = bookmark
-    elif bookmark is None and replication_key is None and method == "INCREMENTAL":
+    elif bookmark is None and not stated and method == "INCREMENTAL":
         # workspaces, projects, table_nodes: nothing to bookmark (a Meltano rule for `*`, or for
         # `table_*`, which matches `table_nodes`, asks it anyway); the SDK failed the run.
         LOGGER.warning(

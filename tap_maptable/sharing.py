@@ -142,7 +142,7 @@ class SharedMetadata(Metadata):
 
 def _shared_metadata(
     inclusion: Metadata.InclusionType | None,
-    selected: bool | None,  # noqa: FBT001 - pickle passes the values by position
+    selected: bool | None,  # noqa: FBT001 - by position, as pickle and `_values` give them
     selected_by_default: bool | None,  # noqa: FBT001
 ) -> SharedMetadata:
     return SharedMetadata(
@@ -167,10 +167,7 @@ def share_metadata(
             values = _values(metadata)
             kept = shared.get(values)
             if kept is None:
-                inclusion, selected, by_default = values
-                kept = shared[values] = SharedMetadata(
-                    inclusion=inclusion, selected=selected, selected_by_default=by_default
-                )
+                kept = shared[values] = _shared_metadata(*values)
             mapping[breadcrumb] = kept
 
 

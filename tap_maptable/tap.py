@@ -623,7 +623,8 @@ class TapMapTable(Tap):
         or table_nodes stream is selected (as by default) the run reads every workspace detail
         anyway, and reading them now only moves those requests earlier (the SDK syncs the
         `table_*` streams before `workspaces` and its children); a run that selects neither
-        reads no detail, and says so once at INFO.
+        reads no detail, and says so once at INFO. A catalog that selects no stream at all is
+        warned of instead, and nothing is read for the check: the run reads nothing.
         """
         if self.input_catalog is None or self._catalog_coverage_checked:
             return
