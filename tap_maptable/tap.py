@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from singer_sdk import Tap
 from singer_sdk.plugin_base import PluginBase
 from singer_sdk.singerlib import Catalog
+from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_maptable import logs, stopping
 from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
@@ -123,6 +124,13 @@ troubleshooting): README.md in the tap's source, also the package's long descrip
 """
 
 
+def _warn_unread_inputs(ctx: click.Context, option: str, why: str) -> None:
+    """One WARNING naming the `--catalog`/`--state` that `option` does not read (the SDK's way)."""
+    unread = [f"--{name}" for name in ("catalog", "state") if ctx.params.get(name) is not None]
+    if unread:
+        LOGGER.warning("%s not read with %s: %s.", " and ".join(unread), option, why)
+
+
 class TapMapTable(Tap):
     """Singer tap for MapTable: workspaces, projects, table nodes and every table's rows."""
 
@@ -153,7 +161,32 @@ class TapMapTable(Tap):
         for param in command.params:
             if param.name in {"catalog", "state"}:
                 param.type = InputFile(param.name)
+                # Taken before `--discover` and `--test` act, wherever they stand on the line, so
+                # that those can say the file is not read. Harmless: nothing is read here.
+                param.is_eager = True
         return command
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001
+        """`--discover`, as the SDK runs it; a `--catalog` or `--state` given too is not read.
+
+        Discovery always reads every table's columns from MapTable: a user who hands it the
+        last catalog (to keep its selection, say) is told so rather than left to find out.
+        """
+        if value:
+            _warn_unread_inputs(
+                ctx, "--discover", "discovery reads every table's columns from MapTable"
+            )
+        super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`, as the SDK runs it; a `--catalog` or `--state` given too is not read."""
+        if value != CliTestOptionValue.Disabled.value:
+            _warn_unread_inputs(
+                ctx, "--test", "the test covers every stream as MapTable has it now"
+            )
+        super().cb_test(ctx, param, value)
 
     # -- what the user hands us, checked before any request ----------------------------------
 

@@ -534,3 +534,29 @@ def test_a_catalog_that_selects_nothing_says_so_and_an_empty_file_name_is_named(
     assert (
         empty.stderr.strip().splitlines()[-1].endswith("invalid catalog: the file name is empty")
     ), empty.stderr
+
+
+def test_discover_and_test_say_that_they_do_not_read_a_catalog_or_state(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    # `--discover` and `--test` build every stream from MapTable and read neither file: a user
+    # who handed discovery the last catalog (to keep its selection) was not told. Before or after
+    # the flag on the line, and an unreadable file is no error: it is never opened.
+    config = tap_config(sandbox)
+    broken = tmp_path / "catalog.json"
+    broken.write_text("not a catalog", encoding="utf-8")
+    before = run_cli(["--catalog", str(broken), "--discover"], config)
+    after = run_cli(["--discover", "--state", str(tmp_path / "missing.json")], config)
+    for run, named in ((before, "--catalog"), (after, "--state")):
+        assert run.returncode == 0, run.stderr[-500:]
+        assert any(is_row_stream(e["tap_stream_id"]) for e in json.loads(run.stdout)["streams"])
+        warnings = [line for line in run.stderr.splitlines() if "not read with" in line]
+        assert len(warnings) == 1, run.stderr
+        assert f"{named} not read with --discover: discovery reads" in warnings[0]
+    schema = run_cli(["--test=schema", "--catalog", "-", "--state", "-"], config, stdin="{}")
+    assert schema.returncode == 0, schema.stderr[-500:]
+    assert "--catalog and --state not read with --test: the test covers" in schema.stderr
+    assert {m["stream"] for m in schema.messages if m["type"] == "SCHEMA"} >= {"workspaces"}
+    plain = run_cli(["--discover"], config)
+    assert plain.returncode == 0
+    assert "not read with" not in plain.stderr
