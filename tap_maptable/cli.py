@@ -20,7 +20,7 @@ from singer_sdk.exceptions import (
     SingerSDKError,
 )
 
-from tap_maptable import stopping
+from tap_maptable import allocator, stopping
 from tap_maptable.classify import network_failure
 from tap_maptable.errors import (
     EXIT_TABLES_SKIPPED,
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     stopped: the codes README's table lists, so that a scheduler can tell them apart.
     """
     stopping.install()
+    allocator.fix_mmap_threshold()
     try:
         code = TapMapTable.cli.main(args=argv, prog_name="tap-maptable", standalone_mode=False)
     except TablesSkippedError as exc:
