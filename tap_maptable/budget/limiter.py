@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyrate_limiter import InMemoryBucket, Limiter, Rate
 
@@ -39,6 +39,9 @@ STORE_TRIES = 5
 # Waiting for a slot: ask the bucket again at most this long apart, and at least this long.
 _POLL_S = 0.25
 _MIN_POLL_S = 0.005
+# Waiting for the limiter's own lock (held for a moment by its leak thread or a process sharing
+# the store); beyond this the ask fails as a full window would, and is asked again.
+STORE_LOCK_WAIT_S = 5.0
 # The priority of a request made outside a table read (token calls, the workspace list and
 # details): before any table. Table reads wait by the rank of their table (0, 1, ...).
 URGENT = -1
@@ -219,7 +222,7 @@ class RequestBudget:
                     deadline = None
             if deadline is None:
                 deadline = time.monotonic() + timeout
-            if self._limiter.try_acquire(self.spec.key, blocking=False):
+            if self._try_slot():
                 return
             frees_in = self._frees_in_s()
             short = min(1.0, self.spec.window_s / 4)
@@ -238,6 +241,28 @@ class RequestBudget:
                 raise StoreUnavailableError(msg)
             with self._gate:  # woken early when a more urgent request arrives
                 self._gate.wait(timeout=min(max(frees_in, _MIN_POLL_S), _POLL_S))
+
+    def _try_slot(self) -> bool:
+        """Ask the bucket for a slot, without waiting for one; True if it gave one.
+
+        With the limiter's lock held here first (waiting for it, within the store's own lock
+        timeout): pyrate-limiter's non-blocking ask also gives up at once when its lock is busy
+        (its leak thread, another process sharing the file), which read as a full window: a
+        quarter-second wait and a false "budget ... reached" line. Its locks are re-entrant
+        (`threading.RLock`, the SQLite store's `HostLock`), so the ask inside takes them again.
+        """
+        lock = self._limiter.lock
+        locks = lock if isinstance(lock, tuple) else (lock,)
+        held: list[Any] = []
+        try:
+            for each in locks:
+                if not each.acquire(True, STORE_LOCK_WAIT_S):  # noqa: FBT003 - Lock's signature
+                    return False
+                held.append(each)
+            return bool(self._limiter.try_acquire(self.spec.key, blocking=False))
+        finally:
+            for each in reversed(held):
+                each.release()
 
     def _frees_in_s(self) -> float:
         """Seconds until this process's oldest slot in the window frees (0: none to wait for).
