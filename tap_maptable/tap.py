@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
 
+import click
 from singer_sdk import Tap
 from singer_sdk.plugin_base import PluginBase
 from singer_sdk.singerlib import Catalog
-from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_maptable import logs, stopping
 from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
@@ -94,9 +94,8 @@ IDENTITIES: dict[str, tuple[list[str], str | None]] = {
 TABLE_IDENTITY = (TableRowsStream.primary_keys, TableRowsStream.replication_key)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
-    import click
     from singer_sdk.streams import Stream
 
 
@@ -124,11 +123,20 @@ troubleshooting): README.md in the tap's source, also the package's long descrip
 """
 
 
-def _warn_unread_inputs(ctx: click.Context, option: str, why: str) -> None:
-    """One WARNING naming the `--catalog`/`--state` that `option` does not read (the SDK's way)."""
-    unread = [f"--{name}" for name in ("catalog", "state") if ctx.params.get(name) is not None]
-    if unread:
-        LOGGER.warning("%s not read with %s: %s.", " and ".join(unread), option, why)
+@contextlib.contextmanager
+def _unread_inputs_noted(ctx: click.Context, option: str, why: str) -> Iterator[None]:
+    """One WARNING naming the `--catalog`/`--state` that `option` did not read, if it ran.
+
+    The SDK's callbacks end a successful `--discover` or `--test` with `ctx.exit()` (code 0);
+    any other end (an error, the option not given) says nothing.
+    """
+    try:
+        yield
+    except click.exceptions.Exit as done:
+        unread = [f"--{name}" for name in ("catalog", "state") if ctx.params.get(name) is not None]
+        if done.exit_code == 0 and unread:
+            LOGGER.warning("%s not read with %s: %s.", " and ".join(unread), option, why)
+        raise
 
 
 class TapMapTable(Tap):
@@ -168,25 +176,20 @@ class TapMapTable(Tap):
 
     @classmethod
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001
-        """`--discover`, as the SDK runs it; a `--catalog` or `--state` given too is not read.
+        """`--discover`, as the SDK runs it; then say if a `--catalog` or `--state` was not read.
 
         Discovery always reads every table's columns from MapTable: a user who hands it the
-        last catalog (to keep its selection, say) is told so rather than left to find out.
+        last catalog (to keep its selection, say) is told so rather than left to find out. Once
+        discovery succeeded: a failed run ends with its one error line, nothing after it.
         """
-        if value:
-            _warn_unread_inputs(
-                ctx, "--discover", "discovery reads every table's columns from MapTable"
-            )
-        super().cb_discover(ctx, param, value)
+        with _unread_inputs_noted(ctx, "--discover", "discovery reads every table from MapTable"):
+            super().cb_discover(ctx, param, value)
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """`--test`, as the SDK runs it; a `--catalog` or `--state` given too is not read."""
-        if value != CliTestOptionValue.Disabled.value:
-            _warn_unread_inputs(
-                ctx, "--test", "the test covers every stream as MapTable has it now"
-            )
-        super().cb_test(ctx, param, value)
+        """`--test`, as the SDK runs it; then say if a `--catalog` or `--state` was not read."""
+        with _unread_inputs_noted(ctx, "--test", "the test covers every stream as MapTable has it"):
+            super().cb_test(ctx, param, value)
 
     # -- what the user hands us, checked before any request ----------------------------------
 
