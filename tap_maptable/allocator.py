@@ -1,16 +1,17 @@
 """Freed memory goes back to the system during a run, not only at its end (glibc's malloc).
 
-glibc serves a block of 128 KiB or more with an mmap of its own; when such a block is freed it
-raises that threshold to the block's size (up to 32 MiB), and the free memory a heap may keep
-before it is trimmed to twice that. The first large block a run frees is its catalog's text,
-10 MB at 1,000 tables: from then on every block under 10 MB came from the heaps (one per request
-worker), and each heap kept up to 20 MB of freed memory for the rest of the run. Setting the
-threshold (to glibc's own default) turns that adjustment off. Bench figure 12, 1,000 tables:
-a sync with a catalog peaked at about 104 MiB, and at about 91 MiB with the threshold set.
+glibc serves a large block (128 KiB or more, by default) with an mmap of its own when its heap
+cannot; when such a block is freed it raises that threshold to the block's size (up to 32 MiB),
+and the free memory a heap may keep before it is trimmed to twice that. The first large block a
+run frees is its catalog's text, 10 MB at 1,000 tables: from then on blocks under 10 MB came from
+the heaps (one per request worker), and each heap kept up to 20 MB of freed memory for the rest
+of the run. Setting both thresholds (to glibc's own defaults) turns that adjustment off, and
+undoes what the imports had already raised. Bench figure 12, 1,000 tables: a sync with a
+catalog peaked at about 104 MiB, and at about 92 MiB with the thresholds set.
 
-Only the tap's own process, from its command line (`cli.main`), and only with glibc; a
-`MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_` in the environment (glibc's own tuning)
-is left to rule.
+Only the tap's own process, from its command line (`cli.main`), and only with glibc; glibc's own
+tuning in the environment (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, or either in
+`GLIBC_TUNABLES`) is left to rule.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ import platform
 
 LOGGER = logging.getLogger("tap_maptable.allocator")
 
-M_MMAP_THRESHOLD = -3  # glibc's <malloc.h>
-MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default, kept fixed
+M_TRIM_THRESHOLD = -1  # glibc's <malloc.h>
+M_MMAP_THRESHOLD = -3
+THRESHOLD_BYTES = 128 * 1024  # glibc's default for both, kept fixed
 TUNING_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 
 def fix_mmap_threshold() -> bool:
-    """Fix glibc's mmap threshold at its default; whether it was set.
+    """Fix glibc's mmap and trim thresholds at their defaults; whether they were set.
 
     False where there is nothing to do: another C library, or the user's own tuning.
     """
-    if any(name in os.environ for name in TUNING_VARIABLES):
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(name in os.environ for name in TUNING_VARIABLES) or any(
+        name in tunables for name in TUNABLES
+    ):
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
@@ -42,6 +48,8 @@ def fix_mmap_threshold() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1)
-    LOGGER.debug("glibc mmap threshold fixed at %d bytes: %s", MMAP_THRESHOLD_BYTES, done)
+    done = all(
+        mallopt(option, THRESHOLD_BYTES) == 1 for option in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
+    )
+    LOGGER.debug("glibc mmap and trim thresholds fixed at %d bytes: %s", THRESHOLD_BYTES, done)
     return done

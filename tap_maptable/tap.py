@@ -182,13 +182,13 @@ class TapMapTable(Tap):
         last catalog (to keep its selection, say) is told so rather than left to find out. Once
         discovery succeeded: a failed run ends with its one error line, nothing after it.
         """
-        with _unread_inputs_noted(ctx, "--discover", "discovery reads every table from MapTable"):
+        with _unread_inputs_noted(ctx, "--discover", "discovery reads everything from MapTable"):
             super().cb_discover(ctx, param, value)
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test`, as the SDK runs it; then say if a `--catalog` or `--state` was not read."""
-        with _unread_inputs_noted(ctx, "--test", "the test covers every stream as MapTable has it"):
+        with _unread_inputs_noted(ctx, "--test", "the test reads everything from MapTable"):
             super().cb_test(ctx, param, value)
 
     # -- what the user hands us, checked before any request ----------------------------------

@@ -555,7 +555,8 @@ def test_discover_and_test_say_that_they_do_not_read_a_catalog_or_state(
         assert f"{named} not read with --discover: discovery reads" in warnings[0]
     schema = run_cli(["--test=schema", "--catalog", "-", "--state", "-"], config, stdin="{}")
     assert schema.returncode == 0, schema.stderr[-500:]
-    assert "--catalog and --state not read with --test: the test covers" in schema.stderr
+    assert "--catalog and --state not read with --test: the test reads" in schema.stderr
+    assert schema.stderr.count("not read with") == 1, schema.stderr
     assert {m["stream"] for m in schema.messages if m["type"] == "SCHEMA"} >= {"workspaces"}
     plain = run_cli(["--discover"], config)
     assert plain.returncode == 0

@@ -39,8 +39,9 @@ STORE_TRIES = 5
 # Waiting for a slot: ask the bucket again at most this long apart, and at least this long.
 _POLL_S = 0.25
 _MIN_POLL_S = 0.005
-# Waiting for the limiter's own lock (held for a moment by its leak thread or a process sharing
-# the store); beyond this the ask fails as a full window would, and is asked again.
+# Waiting for each of the limiter's own locks (held for a moment by the SQLite store's leak thread
+# or a process sharing the store); beyond this the ask fails as a full window would, and is asked
+# again. The SQLite store's lock is two (thread and file), each waited for up to this.
 STORE_LOCK_WAIT_S = 5.0
 # The priority of a request made outside a table read (token calls, the workspace list and
 # details): before any table. Table reads wait by the rank of their table (0, 1, ...).
@@ -247,16 +248,17 @@ class RequestBudget:
 
         With the limiter's lock held here first (waiting for it, within the store's own lock
         timeout): pyrate-limiter's non-blocking ask also gives up at once when its lock is busy
-        (its leak thread, another process sharing the file), which read as a full window: a
-        quarter-second wait and a false "budget ... reached" line. Its locks are re-entrant
+        (the SQLite store's leak thread, another process sharing the file, or another thread of
+        this one), which read as a full window: a quarter-second wait and a false "budget ...
+        reached" line. Its locks are re-entrant
         (`threading.RLock`, the SQLite store's `HostLock`), so the ask inside takes them again.
         """
         lock = self._limiter.lock
-        locks = lock if isinstance(lock, tuple) else (lock,)
+        locks = (lock,) if hasattr(lock, "acquire") else tuple(lock)  # one lock, or several
         held: list[Any] = []
         try:
             for each in locks:
-                if not each.acquire(True, STORE_LOCK_WAIT_S):  # noqa: FBT003 - Lock's signature
+                if not each.acquire(blocking=True, timeout=STORE_LOCK_WAIT_S):
                     return False
                 held.append(each)
             return bool(self._limiter.try_acquire(self.spec.key, blocking=False))
