@@ -7,7 +7,7 @@ run frees is its catalog's text, 10 MB at 1,000 tables: from then on blocks unde
 the heaps (one per request worker), and each heap kept up to 20 MB of freed memory for the rest
 of the run. Setting both thresholds (to glibc's own defaults) turns that adjustment off, and
 undoes what the imports had already raised. Bench figure 12, 1,000 tables: a sync with a
-catalog peaked at about 104 MiB, and at about 92 MiB with the thresholds set.
+catalog peaked at about 104 MiB, and at about 91 MiB with the thresholds set.
 
 Only the tap's own process, from its command line (`cli.main`), and only with glibc; glibc's own
 tuning in the environment (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, or either in
