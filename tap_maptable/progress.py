@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 LOGGER = logging.getLogger("tap_maptable.progress")
 
@@ -37,9 +37,19 @@ class WorkLeft:
     typical_size: int | None = None  # segments a table of unknown size is counted at
 
 
-def typical_size(sizes: list[int]) -> int | None:
-    """The segments a table of unknown size is counted at: the mean of the sizes known."""
-    return math.ceil(sum(sizes) / len(sizes)) if sizes else None
+def typical_size(sizes: list[int], reading: Iterable[int] = ()) -> int | None:
+    """The segments a table of unknown size is counted at: the mean of the sizes known.
+
+    `reading`: the segments each table still being read is known to have (those fetched and
+    one more), counted too where that is above the mean. Tables are read in the order they
+    are written, not by size: when the first read whole are small ones, a large table half
+    read already shows the mean is more (below the mean, a part read says nothing).
+    """
+    if not sizes:
+        return None
+    mean = sum(sizes) / len(sizes)
+    counted = [*sizes, *(size for size in reading if size > mean)]
+    return math.ceil(sum(counted) / len(counted))
 
 
 def requests_left(fetched: int, in_flight: bool, typical: int | None) -> int:  # noqa: FBT001

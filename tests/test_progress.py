@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tap_maptable.budget.limiter import BudgetSpec
-from tap_maptable.progress import Pace, WorkLeft, duration, seconds_left
+from tap_maptable.progress import Pace, WorkLeft, duration, seconds_left, typical_size
 from tests.helpers import discover, sync, tap_config
 
 LIMIT, WINDOW = 10, 1.0
@@ -176,3 +176,13 @@ def test_a_discovery_shorter_than_a_window_says_nothing_of_it(sandbox, caplog) -
     with caplog.at_level(logging.INFO):
         discover(tap_config(sandbox))
     assert not _lines(caplog, DISCOVERY)
+
+
+def test_a_large_table_half_read_raises_the_size_unknown_tables_are_counted_at() -> None:
+    # Tables are read in the order they are written: when small ones are read whole first,
+    # their mean (1 segment) said minutes where hours were left, while a table being read had
+    # already fetched 40 segments.
+    assert typical_size([1, 1, 1], [41]) == 11  # (1 + 1 + 1 + 41) / 4
+    assert typical_size([20, 20], [6, 12]) == 20  # a part read below the mean says nothing
+    assert typical_size([20, 20], [6, 30]) == 24  # (20 + 20 + 30) / 3, rounded up
+    assert typical_size([], [41]) is None  # nothing read whole yet: "at least", as before

@@ -125,6 +125,11 @@ def _size_known(read: TableRead) -> int | None:
     return read.expected_segments or None
 
 
+def _being_read(read: TableRead) -> bool:
+    """Part fetched, more to come, and of a size not known: it has at least one more segment."""
+    return bool(read.fetched) and not read.finished and _size_known(read) is None
+
+
 class Reader:
     """Every table read of one run, from the workers that fetch to the thread that writes."""
 
@@ -522,7 +527,10 @@ class Reader:
         known = unknown = longest = 0
         with self._cond:
             reads = [read for read in self._reads.values() if read.rank != _UNPLANNED]
-            typical = typical_size([size for read in reads if (size := _size_known(read))])
+            typical = typical_size(
+                [size for read in reads if (size := _size_known(read))],
+                [read.fetched + 1 for read in reads if _being_read(read)],
+            )
             for read in reads:
                 if read.finished:
                     continue
