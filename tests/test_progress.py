@@ -186,3 +186,31 @@ def test_a_large_table_half_read_raises_the_size_unknown_tables_are_counted_at()
     assert typical_size([20, 20], [6, 12]) == 20  # a part read below the mean says nothing
     assert typical_size([20, 20], [6, 30]) == 24  # (20 + 20 + 30) / 3, rounded up
     assert typical_size([], [41]) is None  # nothing read whole yet: "at least", as before
+
+
+def test_after_small_tables_a_large_one_being_read_lengthens_the_time_left(
+    make_sandbox, caplog
+) -> None:
+    # The first two tables written have one segment, the others 20. Once the small ones were
+    # read whole the tables not yet read were counted at their mean, one segment, for as long
+    # as the first large one was being read.
+    layout = {"workspaces": 1, "projects_per_workspace": 1, "tables_per_project": 4}
+    probe = make_sandbox(**layout, rows_per_table=200, segment_size=10, rate_limit=0)
+    unthrottled = tap_config(probe, requests_per_minute=6000)
+    written = [m["stream"] for m in sync(unthrottled).messages if m["type"] == "SCHEMA"]
+    tables = [s.removeprefix("table_") for s in written if s.startswith("table_t")]
+    sandbox = make_sandbox(
+        **layout,
+        rows_per_table=200,
+        segment_size=10,
+        table_rows={tables[0]: 5, tables[1]: 5},
+        rate_limit=LIMIT,
+        rate_window=WINDOW,
+        latency_s=0.02,
+    )
+    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        sync(config)
+    while_large = [m for m in _lines(caplog, PROGRESS) if m["done"] == "2" and m["typical"]]
+    assert while_large, [m.string for m in _lines(caplog, PROGRESS)]
+    assert max(int(m["typical"]) for m in while_large) > 1, [m.string for m in while_large]
