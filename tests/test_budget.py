@@ -12,6 +12,7 @@ import requests
 
 from maptable_sandbox import FaultPlan
 from tap_maptable.budget import BudgetSpec, RequestBudget, open_store
+from tap_maptable.budget.sqlite_store import HostLock
 from tap_maptable.classify import retry_after_seconds
 from tests.helpers import APP_ID, APP_SECRET, kinds, max_in_window, sync, tap_config
 
@@ -184,3 +185,24 @@ def test_a_busy_limiter_lock_is_not_a_full_window(
     assert budget.acquired == 3
     assert budget.waits == 0
     assert "reached" not in caplog.text
+
+
+def test_a_file_lock_that_fails_leaves_the_thread_lock_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file lock failing with anything but a timeout (the disk, a permission) kept the
+    # store's thread lock held: every other thread then waited out its timeout, forever after.
+    lock = HostLock(f"{tmp_path}/budget.sqlite.lock", 1.0)
+
+    def fail(**_kwargs: object) -> None:
+        raise PermissionError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lock._file, "acquire", fail)
+        with pytest.raises(PermissionError):
+            lock.acquire()
+    taken: list[bool] = []
+    other = threading.Thread(target=lambda: taken.append(lock.acquire(blocking=True, timeout=0.5)))
+    other.start()
+    other.join(5)
+    assert taken == [True]

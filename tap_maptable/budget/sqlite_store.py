@@ -93,6 +93,9 @@ class HostLock:
         except Timeout:
             self._thread.release()
             return False
+        except BaseException:  # the file cannot be locked (OSError): neither lock is kept
+            self._thread.release()
+            raise
         return True
 
     def release(self) -> None:
