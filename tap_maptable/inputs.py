@@ -180,9 +180,9 @@ def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None
         stated = getattr(root, "table_key_properties", None)
         entry.key_properties = list(keys if stated is None else stated)
     method = entry.replication_method or getattr(root, "forced_replication_method", None)
-    stated = [k for k in (entry.replication_key, getattr(root, "replication_key", None)) if k]
-    others = [key for key in stated if key != bookmark]
-    if bookmark is not None and not stated and method in {None, "INCREMENTAL"}:
+    stated_keys = [k for k in (entry.replication_key, getattr(root, "replication_key", None)) if k]
+    others = [key for key in stated_keys if key != bookmark]
+    if bookmark is not None and not stated_keys and method in {None, "INCREMENTAL"}:
         entry.replication_key = bookmark
     elif bookmark is not None and others:
         # A table's rows are bookmarked on MapTable's update time, the only time it keeps for
@@ -195,7 +195,7 @@ def keep_identity(entry: CatalogEntry, keys: Sequence[str], bookmark: str | None
             others[0],
         )
         entry.replication_key = bookmark
-    elif bookmark is None and not stated and method == "INCREMENTAL":
+    elif bookmark is None and not stated_keys and method == "INCREMENTAL":
         # workspaces, projects, table_nodes: nothing to bookmark (a Meltano rule for `*`, or for
         # `table_*`, which matches `table_nodes`, asks it anyway); the SDK failed the run.
         LOGGER.warning(

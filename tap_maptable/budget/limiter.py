@@ -250,8 +250,8 @@ class RequestBudget:
         timeout): pyrate-limiter's non-blocking ask also gives up at once when its lock is busy
         (the SQLite store's leak thread, another process sharing the file, or another thread of
         this one), which read as a full window: a quarter-second wait and a false "budget ...
-        reached" line. Its locks are re-entrant
-        (`threading.RLock`, the SQLite store's `HostLock`), so the ask inside takes them again.
+        reached" line. Its locks are re-entrant (`threading.RLock`, the SQLite store's
+        `HostLock`), so the ask inside takes them again.
         """
         lock = self._limiter.lock
         locks = (lock,) if hasattr(lock, "acquire") else tuple(lock)  # one lock, or several

@@ -275,9 +275,10 @@ class Reader:
 
     def map(self, read: Callable[[Any], Any], keys: list[Any]) -> list[Any]:
         """`read(key)` for every key, in parallel when allowed; each result or its error."""
-        if self.parallel and len(keys) > 1:
-            self._start()
-        if not self.parallel or len(keys) < 2:  # noqa: PLR2004 - one key needs no thread
+        threaded = len(keys) > 1  # one key needs no thread
+        if self.parallel and threaded:
+            self._start()  # may find no thread can start: then `parallel` is False
+        if not (self.parallel and threaded):
             results = [_outcome(read, key) for key in keys]
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(result, Exception):
