@@ -224,15 +224,26 @@ def discovered_catalog(streams: Iterable[Stream]) -> Catalog:
     here becomes its dict (`SchemaDict`) before the next entry is made: the same entries, the
     same `to_dict()`, and the same `--discover` output.
     """
-    return Catalog(_discovered_entries(streams))
+    return Catalog(discovered_entries(streams))
 
 
-def _discovered_entries(streams: Iterable[Stream]) -> Iterator[tuple[str, CatalogEntry]]:
+def discovered_entries(
+    streams: Iterable[Stream], *, own_schemas: bool = False
+) -> Iterator[tuple[str, CatalogEntry]]:
+    """Each stream's catalog entry (`discovered_catalog`), made as the previous one is let go.
+
+    `own_schemas`: each entry holds its stream's own schema, where the SDK's copy is equal (it
+    differs only in the order of its keys): for a sync without an input catalog, which
+    registers the stream maps from the entries and writes no catalog.
+    """
     shared: dict[tuple[Any, Any, Any], SharedMetadata] = {}
     for stream in streams:
         # The SDK's own entry (no public equivalent): what it would hold, built as it builds it.
         entry = stream._singer_catalog_entry  # noqa: SLF001
-        entry.schema = SchemaDict(held=entry.schema.to_dict())
+        held = entry.schema.to_dict()
+        if own_schemas and held == stream.schema:
+            held = stream.schema
+        entry.schema = SchemaDict(held=held)
         share_metadata(entry.metadata, shared)
         yield stream.tap_stream_id, entry
 

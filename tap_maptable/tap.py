@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import click
 from singer_sdk import Tap
 from singer_sdk.plugin_base import PluginBase
-from singer_sdk.singerlib import Catalog
+from singer_sdk.singerlib import Catalog, CatalogEntry
 
 from tap_maptable import logs, stopping
 from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
@@ -62,6 +62,7 @@ from tap_maptable.sharing import (
     SchemaDict,
     catalog_of,
     discovered_catalog,
+    discovered_entries,
     share_map_schemas,
     share_schemas,
 )
@@ -281,25 +282,32 @@ class TapMapTable(Tap):
         stream's maps are made to share one schema (`share_map_schemas`) before the next stream
         is registered: registered all at once, the SDK's two deep copies per stream are a peak
         of tens of megabytes at 1,000 tables. Without an input catalog the streams already
-        exist (the catalog is made from them), and their maps keep the stream's own schema; with
-        one, the maps keep the catalog entry's schema, which each table's stream is then built
-        with (the fixed streams keep their own); and an entry that leaves out the stream's key
-        or bookmark gets the stream's own first (`keep_identity`), for the maps and the stream.
+        exist and each entry is made from its stream as it is registered (`discovered_entries`),
+        not kept in a catalog, and the maps keep the stream's own schema; with one, the maps
+        keep the catalog entry's schema, which each table's stream is then built with (the
+        fixed streams keep their own); and an entry that leaves out the stream's key or
+        bookmark gets the stream's own first (`keep_identity`), for the maps and the stream.
         """
         PluginBase.setup_mapper(self)
-        catalog = self.catalog
-        streams = self.streams if self.input_catalog is None else {}
-        for entry in catalog.streams:
-            name = entry.stream or entry.tap_stream_id
-            if self.input_catalog is not None:
-                keep_identity(entry, *IDENTITIES.get(entry.tap_stream_id, TABLE_IDENTITY))
-            self.mapper.register_raw_streams_from_catalog(Catalog([(entry.tap_stream_id, entry)]))
-            stream = streams.get(name)
-            schema = stream.schema if stream is not None else None
-            if self.input_catalog is not None and isinstance(entry.schema, SchemaDict):
-                # an input catalog's (`catalog_of`); a discovered entry's is the stream's equal
-                schema = entry.schema.to_dict()
-            share_map_schemas(self.mapper.stream_maps.get(name, []), schema)
+        if self.input_catalog is None:
+            # Each stream's entry made, registered and let go in turn, holding the stream's own
+            # schema: the SDK's working catalog (`Tap.catalog`) kept a second copy of every
+            # schema until the sync began, the peak of a 1,000-table discover+sync.
+            for name, entry in discovered_entries(self.streams.values(), own_schemas=True):
+                stream = self.streams.get(name)
+                self._register_maps(entry, stream.schema if stream is not None else None)
+            return
+        for entry in self.catalog.streams:
+            keep_identity(entry, *IDENTITIES.get(entry.tap_stream_id, TABLE_IDENTITY))
+            # an input catalog's (`catalog_of`): the dict the table's stream is built with
+            schema = entry.schema.to_dict() if isinstance(entry.schema, SchemaDict) else None
+            self._register_maps(entry, schema)
+
+    def _register_maps(self, entry: CatalogEntry, schema: dict[str, Any] | None) -> None:
+        """Register `entry`'s stream maps, each keeping `schema` where equal (`sharing`)."""
+        self.mapper.register_raw_streams_from_catalog(Catalog([(entry.tap_stream_id, entry)]))
+        name = entry.stream or entry.tap_stream_id
+        share_map_schemas(self.mapper.stream_maps.get(name, []), schema)
 
     @property
     def _singer_catalog(self) -> Catalog:
@@ -530,11 +538,10 @@ class TapMapTable(Tap):
         shared = share_schemas(self.streams.values(), self.mapper)
         LOGGER.debug("%d schema copies shared with their streams", shared)
         if self.input_catalog is None:
-            # Without an input catalog the SDK's working catalog is a copy of every stream's
-            # schema (as `Schema` objects), built to register the stream maps and for
-            # `--discover`'s output; a sync reads neither again. The SDK keeps it in a private
-            # attribute with no public way to release it; `Tap.catalog` builds it again, equal,
-            # if anything asks for it later.
+            # Without an input catalog the SDK's working catalog, if anything asked for it
+            # (`setup_mapper` does not), is a copy of every stream's schema; a sync never
+            # reads it. The SDK keeps it in a private attribute with no public way to release
+            # it; `Tap.catalog` builds it again, equal, if anything asks for it later.
             self._catalog = None
 
     def _run_to_continue(self) -> str | None:

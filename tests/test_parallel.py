@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from maptable_sandbox import FaultPlan
+from tap_maptable.columns.naming import column_essentials
 from tap_maptable.connection import Answer
 from tap_maptable.envelope import parse_detail
 from tap_maptable.errors import SegmentLoopError
@@ -240,8 +241,10 @@ class _MapTable:
         delay: float = 0.0,
         fail: dict[str, int] | None = None,
         latency: Latency | None = None,
+        columns: list[Any] | None = None,
     ):
         self.sizes = sizes
+        self.columns = columns or [{"id": "c1", "name": "N", "type": "number"}]
         self.delay = delay
         self.fail = fail or {}
         self.latency = latency  # told each answer's time, as the connection tells the reader's
@@ -275,7 +278,7 @@ class _MapTable:
             "segmentType": "segmentStart" if index == 0 else "segmentFrame",
         }
         if index == 0:
-            detail["columns"] = [{"id": "c1", "name": "N", "type": "number"}]
+            detail["columns"] = self.columns
         body = json.dumps({"code": 0, "detail": detail}).encode()
         return Answer(detail, body)
 
@@ -345,6 +348,28 @@ def test_a_run_keeps_no_table_s_columns_once_discovery_has_them() -> None:
     assert [read.columns for read in reads if read is not None] == [None, None]
     assert len(maptable.calls) == 4, "a segment was fetched twice"
     reader.close()
+
+
+def test_discovery_keeps_only_what_the_tap_reads_of_each_column() -> None:
+    # A choice column lists every option (`typeOptions`): kept for 1,000 tables until the sync
+    # planned them, such lists were most of what discovery held.
+    options = {"choices": [{"name": f"option {i}", "color": "red"} for i in range(50)]}
+    columns = [
+        {"id": "c1", "name": "S", "type": "singleChoice", "typeOptions": options, "isPrimary": 1},
+        {"id": "c2", "type": "number", "typeOptions": None},  # no name: still none
+        "not a column",  # as it came, for `live_columns` to refuse
+    ]
+    maptable = _MapTable({"A": 1}, columns=columns)
+    reader = _reader(maptable, workers=1)
+    kept = reader.first_columns(["A"])["A"]
+    assert kept == [
+        {"id": "c1", "name": "S", "type": "singleChoice"},
+        {"id": "c2", "type": "number"},
+        "not a column",
+    ]
+    reader.close()
+    assert column_essentials({"id": "c1"}) == {"id": "c1"}, "not a list: left for the check"
+    assert column_essentials(None) is None
 
 
 def test_a_failure_is_raised_when_its_table_is_reached_in_order() -> None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _ROW_PROPERTIES_FOLDED: Final = frozenset(name.casefold() for name in ROW_PROPERTIES)
+READ_FIELDS: Final = ("id", "name", "type")  # all the tap reads of an API column
 
 
 def column_id_key(column_id: str) -> tuple[int, str]:
@@ -78,6 +79,23 @@ def live_columns(raw: Any) -> list[dict[str, Any]]:
 
 def _raw_fields(raw: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(raw.get("id", "")), str(raw.get("name") or ""), str(raw.get("type", ""))
+
+
+def column_essentials(raw: Any) -> Any:
+    """What the tap reads of an API column list: each column's id, name and type (`_raw_fields`).
+
+    Discovery keeps every table's columns until the sync plans the table; the rest of a column
+    (`typeOptions`: a choice column lists every option) was most of what a 1,000-table run held
+    then. Anything but a list of objects is kept as it came, for `live_columns` to refuse.
+    """
+    if not isinstance(raw, list):
+        return raw
+    return [
+        {key: column[key] for key in READ_FIELDS if key in column}
+        if isinstance(column, dict)
+        else column
+        for column in raw
+    ]
 
 
 def property_names(ids_and_names: list[tuple[str, str]]) -> list[str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tap_maptable import logs, stopping
+from tap_maptable.columns.naming import column_essentials
 from tap_maptable.errors import MapTableAPIError, one_line
 from tap_maptable.progress import WorkLeft, requests_left, typical_size
 from tap_maptable.reading.schedule import (
@@ -43,6 +44,7 @@ from tap_maptable.reading.segments import (
     SegmentCursor,
     segment_path,
 )
+from tap_maptable.sharing import compact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -429,7 +431,9 @@ class Reader:
             self._restart(read, str(exc))
             detail = cursor.accept(answer.detail)
         if detail.get("columns") is not None and read.columns is None and not read.planned:
-            read.columns = detail.get("columns")
+            # Kept until the sync plans the table: only what the tap reads of them, copied out
+            # of the parsed answer (`compact`) so that the answer's memory is let go whole.
+            read.columns = compact(column_essentials(detail.get("columns")), {})
         return detail, answer.body
 
     def _restart(self, read: TableRead, why: str) -> None:
