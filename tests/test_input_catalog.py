@@ -80,6 +80,10 @@ def test_each_table_keeps_one_schema_dict_for_catalog_stream_and_maps(sandbox: A
             # A map of a stream with a property deselected keeps the selected part, its own.
             shared = stream.name != deselected
             assert (stream_map.raw_schema is stream.schema) is shared, stream.name
+    crumbs: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for entry in tap.input_catalog.streams:
+        for crumb in entry.metadata:  # `("properties", "_row_id")` is in every table's
+            assert crumbs.setdefault(crumb, crumb) is crumb, f"{crumb} made again"
 
 
 def test_a_deselected_property_is_neither_in_the_schema_nor_in_records(sandbox: Any) -> None:
@@ -444,6 +448,10 @@ def test_the_discovered_catalog_is_the_sdk_s_with_one_dict_per_schema(sandbox: A
         id(md) for e in ours.streams for crumb, md in e.metadata.items() if crumb and md.inclusion
     }
     assert len(shared) <= len(Metadata.InclusionType), "equal property metadata not shared"
+    crumbs: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for entry in ours.streams:
+        for crumb in entry.metadata:
+            assert crumbs.setdefault(crumb, crumb) is crumb, f"{crumb} made again"
 
 
 def test_only_type_lists_are_shared_and_shared_metadata_copies_as_itself() -> None:
