@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import sys
 import time
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -17,6 +19,7 @@ from singer_sdk.singerlib import Catalog, CatalogEntry
 
 from tap_maptable import logs, stopping
 from tap_maptable.about import FORMAT_NAME as ABOUT_TEXT
+from tap_maptable.catalog_text import catalog_pieces
 from tap_maptable.checkpoints import PacedStateWriter
 from tap_maptable.columns import (
     UnmappableColumnsError,
@@ -93,6 +96,9 @@ IDENTITIES: dict[str, tuple[list[str], str | None]] = {
     TableNodesStream.name: (TableNodesStream.primary_keys, TableNodesStream.replication_key),
 }
 TABLE_IDENTITY = (TableRowsStream.primary_keys, TableRowsStream.replication_key)
+# Set while the command line runs `--discover`, which only writes the catalog: `run_discovery`
+# then keeps no copy of the text to return.
+_CATALOG_TEXT_UNUSED: ContextVar[bool] = ContextVar("catalog_text_unused", default=False)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -183,8 +189,14 @@ class TapMapTable(Tap):
         last catalog (to keep its selection, say) is told so rather than left to find out. Once
         discovery succeeded: a failed run ends with its one error line, nothing after it.
         """
-        with _unread_inputs_noted(ctx, "--discover", "discovery reads everything from MapTable"):
-            super().cb_discover(ctx, param, value)
+        unused = _CATALOG_TEXT_UNUSED.set(True)
+        try:
+            with _unread_inputs_noted(
+                ctx, "--discover", "discovery reads everything from MapTable"
+            ):
+                super().cb_discover(ctx, param, value)
+        finally:
+            _CATALOG_TEXT_UNUSED.reset(unused)
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
@@ -383,10 +395,26 @@ class TapMapTable(Tap):
         return result
 
     def run_discovery(self) -> str:
-        """`--discover`: first segments are read for their columns only, and not kept."""
+        """`--discover`: first segments are read for their columns only, and not kept.
+
+        The catalog is written one entry at a time (`catalog_text`), not made whole first as
+        the SDK does; the same text, which is returned too, except when the command line runs
+        discovery: it only writes the catalog, and the text (11 MB at 1,000 tables) is not kept.
+        """
         self._discovery_only = True
         try:
-            return super().run_discovery()
+            streams = list(self.streams.values())  # discovery: minutes, and stoppable
+            entries = (entry for _, entry in discovered_entries(streams))
+            kept: list[str] = []
+            keep = not _CATALOG_TEXT_UNUSED.get()
+            with stopping.whole_message():
+                for piece in catalog_pieces(entries):
+                    sys.stdout.write(piece)
+                    if keep:
+                        kept.append(piece)
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+            return "".join(kept)
         finally:
             self._end_reading()
 

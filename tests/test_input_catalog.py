@@ -18,14 +18,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from singer_sdk.singerlib import Catalog, Metadata
+from singer_sdk import Tap
+from singer_sdk.helpers._util import dump_json
+from singer_sdk.singerlib import Catalog, CatalogEntry, Metadata
 
+from tap_maptable.catalog_text import catalog_pieces
 from tap_maptable.errors import ConfigurationError
 from tap_maptable.inputs import check_catalog, load_catalog
 from tap_maptable.logs import rows_sent
 from tap_maptable.settings import parse_json_file
 from tap_maptable.sharing import SchemaDict, catalog_of, compact
-from tap_maptable.tap import TapMapTable
+from tap_maptable.tap import _CATALOG_TEXT_UNUSED, TapMapTable
 from tests.helpers import discover, is_row_stream, run_cli, sync, tap_config
 
 if TYPE_CHECKING:
@@ -573,3 +576,58 @@ def test_discover_and_test_say_that_they_do_not_read_a_catalog_or_state(
     plain = run_cli(["--discover"], config)
     assert plain.returncode == 0
     assert "not read with" not in plain.stderr
+
+
+def test_discover_writes_the_sdk_s_text_one_entry_at_a_time(
+    sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Written entry by entry (a 1,000-table catalog whole, as dicts and then as text, was the
+    # peak of `--discover`): the same bytes as the SDK's `dump_json(catalog_dict, indent=2)`.
+    tap = TapMapTable(config=tap_config(sandbox))
+    expected = Tap.catalog_json_text.fget(tap)  # type: ignore[attr-defined]
+    assert "\\u" in expected, "no non-ASCII name: the escapes are not compared"
+    capsys.readouterr()
+    assert tap.run_discovery() == expected
+    assert capsys.readouterr().out == expected + "\n"
+    # The command line only writes it: no second copy of the text is kept to be returned.
+    cli = run_cli(["--discover"], tap_config(sandbox))
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout == expected + "\n"
+    again = TapMapTable(config=tap_config(sandbox))
+    assert again.streams  # discovered: what is measured below is the writing alone
+    unused = _CATALOG_TEXT_UNUSED.set(True)
+    tracemalloc.start()
+    try:
+        assert again.run_discovery() == ""
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        _CATALOG_TEXT_UNUSED.reset(unused)
+    assert capsys.readouterr().out == expected + "\n"
+    sdk = TapMapTable(config=tap_config(sandbox))
+    assert sdk.streams
+    tracemalloc.start()
+    try:
+        Tap.run_discovery(sdk)  # the SDK's way: every entry's dict, then the whole text
+        _, sdk_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert capsys.readouterr().out == expected + "\n"
+    assert peak < sdk_peak / 2, (peak, sdk_peak)
+
+
+def test_catalog_pieces_make_the_sdk_s_text_of_any_catalog() -> None:
+    entries = [
+        CatalogEntry.from_dict(
+            {
+                "tap_stream_id": name,
+                "schema": {"type": "object", "properties": {"n": {"type": ["number"]}}},
+                "metadata": [{"breadcrumb": [], "metadata": {"selected": True}}],
+                "key_properties": [],
+            }
+        )
+        for name in ("a", "名称")
+    ]
+    for some in ([], entries[:1], entries):
+        expected = dump_json({"streams": [e.to_dict() for e in some]}, indent=2)
+        assert "".join(catalog_pieces(some)) == expected
