@@ -159,7 +159,7 @@ class SharedParts:
     """What the entries of one catalog share: property metadata by its values, breadcrumbs."""
 
     metadata: dict[tuple[Any, Any, Any], SharedMetadata] = field(default_factory=dict)
-    breadcrumbs: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    breadcrumbs: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
 
 
 def share_metadata(mapping: MetadataMapping, shared: SharedParts) -> None:
@@ -239,23 +239,17 @@ def discovered_catalog(streams: Iterable[Stream]) -> Catalog:
     return Catalog(discovered_entries(streams))
 
 
-def discovered_entries(
-    streams: Iterable[Stream], *, own_schemas: bool = False
-) -> Iterator[tuple[str, CatalogEntry]]:
+def discovered_entries(streams: Iterable[Stream]) -> Iterator[tuple[str, CatalogEntry]]:
     """Each stream's catalog entry (`discovered_catalog`), made as the previous one is let go.
 
-    `own_schemas`: each entry holds its stream's own schema, where the SDK's copy is equal (it
-    differs only in the order of its keys): for a sync without an input catalog, which
-    registers the stream maps from the entries and writes no catalog.
+    An entry's `metadata` is its stream's own `MetadataMapping`: refilled in place, in the same
+    order, with the shared parts (`share_metadata`).
     """
     shared = SharedParts()
     for stream in streams:
         # The SDK's own entry (no public equivalent): what it would hold, built as it builds it.
         entry = stream._singer_catalog_entry  # noqa: SLF001
-        held = entry.schema.to_dict()
-        if own_schemas and held == stream.schema:
-            held = stream.schema
-        entry.schema = SchemaDict(held=held)
+        entry.schema = SchemaDict(held=entry.schema.to_dict())
         share_metadata(entry.metadata, shared)
         yield stream.tap_stream_id, entry
 

@@ -302,12 +302,13 @@ class TapMapTable(Tap):
         """
         PluginBase.setup_mapper(self)
         if self.input_catalog is None:
-            # Each stream's entry made, registered and let go in turn, holding the stream's own
-            # schema: the SDK's working catalog (`Tap.catalog`) kept a second copy of every
-            # schema until the sync began, the peak of a 1,000-table discover+sync.
-            for name, entry in discovered_entries(self.streams.values(), own_schemas=True):
-                stream = self.streams.get(name)
-                self._register_maps(entry, stream.schema if stream is not None else None)
+            # Each stream's entry made, registered and let go in turn: the SDK's working catalog
+            # (`Tap.catalog`) kept a second copy of every schema until the sync began, the peak
+            # of a 1,000-table discover+sync. The maps get the entry's copy, as the SDK's do (the
+            # schemas they derive keep its key order), then the stream's own where equal.
+            streams = list(self.streams.values())
+            for stream, (_, entry) in zip(streams, discovered_entries(streams), strict=True):
+                self._register_maps(entry, stream.schema)
             return
         for entry in self.catalog.streams:
             keep_identity(entry, *IDENTITIES.get(entry.tap_stream_id, TABLE_IDENTITY))

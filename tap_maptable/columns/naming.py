@@ -86,7 +86,8 @@ def column_essentials(raw: Any) -> Any:
 
     Discovery keeps every table's columns until the sync plans the table; the rest of a column
     (`typeOptions`: a choice column lists every option) was most of what a 1,000-table run held
-    then. Anything but a list of objects is kept as it came, for `live_columns` to refuse.
+    then. A value that is not a list is kept as it came, and so is an item that is not an
+    object, for `live_columns` to refuse.
     """
     if not isinstance(raw, list):
         return raw

@@ -44,7 +44,6 @@ from tap_maptable.reading.segments import (
     SegmentCursor,
     segment_path,
 )
-from tap_maptable.sharing import compact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -431,9 +430,8 @@ class Reader:
             self._restart(read, str(exc))
             detail = cursor.accept(answer.detail)
         if detail.get("columns") is not None and read.columns is None and not read.planned:
-            # Kept until the sync plans the table: only what the tap reads of them, copied out
-            # of the parsed answer (`compact`) so that the answer's memory is let go whole.
-            read.columns = compact(column_essentials(detail.get("columns")), {})
+            # Kept until the sync plans the table: only what the tap reads of them.
+            read.columns = column_essentials(detail.get("columns"))
         return detail, answer.body
 
     def _restart(self, read: TableRead, why: str) -> None:
