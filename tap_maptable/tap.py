@@ -559,19 +559,13 @@ class TapMapTable(Tap):
             table.report_unreadable()
 
     def _share_schemas(self) -> None:
-        """Drop what the streams no longer need once built: equal schema copies, the catalog.
+        """Drop what the streams no longer need once built: equal schema copies.
 
         Once per sync, before the first record: the streams and the stream maps exist by then
         in both ways of running (with a catalog, and discovering in the same process).
         """
         shared = share_schemas(self.streams.values(), self.mapper)
         LOGGER.debug("%d schema copies shared with their streams", shared)
-        if self.input_catalog is None:
-            # Without an input catalog the SDK's working catalog, if anything asked for it
-            # (`setup_mapper` does not), is a copy of every stream's schema; a sync never
-            # reads it. The SDK keeps it in a private attribute with no public way to release
-            # it; `Tap.catalog` builds it again, equal, if anything asks for it later.
-            self._catalog = None
 
     def _run_to_continue(self) -> str | None:
         """The stopped run this one continues, if the STATE has one recent enough."""
