@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Final
 
-AUTH_PATH: Final = "/open/api/v1/auth/"
-REFRESH_PATH: Final = "/open/api/v1/token/refresh/"
-WORKSPACES_PATH: Final = "/open/api/v1/workspaces/"
-WORKSPACE_DETAIL_PATH: Final = "/open/api/v1/workspaces/{workspaceType}/{workspaceId}/"
-TABLE_SEGMENT_PATH: Final = "/open/api/v1/tablenodes/{tableId}/partial/"
+API_PREFIX: Final = "/open/api/v1"  # every path's start: the `api_url` setting is the root
+AUTH_PATH: Final = f"{API_PREFIX}/auth/"
+REFRESH_PATH: Final = f"{API_PREFIX}/token/refresh/"
+WORKSPACES_PATH: Final = f"{API_PREFIX}/workspaces/"
+WORKSPACE_DETAIL_PATH: Final = f"{API_PREFIX}/workspaces/{{workspaceType}}/{{workspaceId}}/"
+TABLE_SEGMENT_PATH: Final = f"{API_PREFIX}/tablenodes/{{tableId}}/partial/"
 
 # Query parameters.
 PAGE_PARAM: Final = "page"

@@ -8,6 +8,7 @@ SDK's API errors we raise) already carry such a line, free of secrets.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 
@@ -20,7 +21,7 @@ from singer_sdk.exceptions import (
     SingerSDKError,
 )
 
-from tap_maptable import allocator, stopping
+from tap_maptable import allocator, logs, stopping
 from tap_maptable.classify import network_failure
 from tap_maptable.errors import (
     EXIT_TABLES_SKIPPED,
@@ -76,5 +77,6 @@ def _fail(message: str, code: int = 1, label: str = "error") -> None:
     # Worker threads still answering were quieted when the run ended; a log record one of them
     # had already let through lands within microseconds: let it, so this line is the last.
     time.sleep(_LAST_LINE_PAUSE_S)
-    sys.stderr.write(f"tap-maptable: {label}: {one_line(message, limit=2000)}\n")
+    level = logging.WARNING if label == "warning" else logging.ERROR
+    logs.last_line(f"tap-maptable: {label}: {one_line(message, limit=2000)}", level)
     sys.exit(code or 1)

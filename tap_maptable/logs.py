@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from singer_sdk.exceptions import SyncLifecycleSignal
+from singer_sdk.logging import StructuredFormatter
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 
 # singer-sdk messages that repeat per table (or per child stream) and tell a person nothing to do.
@@ -86,6 +87,21 @@ def for_people() -> None:
     if level.upper() == "DEBUG" or _metrics_configured():
         return
     logging.getLogger(METRICS_LOGGER_NAME).setLevel(logging.WARNING)
+
+
+def last_line(line: str, level: int) -> None:
+    """The run's last line (`tap-maptable: error: ...`), as its log's format wants it.
+
+    Standalone it is a plain line on stderr, whatever the log's format: README gives it to
+    scripts. Under Meltano with the SDK's structured logs (`structured-logging`), Meltano reads
+    each JSON line's level and passes a plain line on as INFO: a failed run's reason then
+    hid among INFO lines, where alerts on errors missed it. There it goes through the tap's
+    logger as a record of its level.
+    """
+    if any(isinstance(h.formatter, StructuredFormatter) for h in _handlers()):
+        logging.getLogger("tap-maptable").log(level, "%s", line)
+        return
+    sys.stderr.write(line + "\n")
 
 
 def _handlers() -> list[logging.Handler]:

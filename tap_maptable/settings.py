@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 from singer_sdk.plugin_base import JSONSchemaValidator
 
+from tap_maptable.api import API_PREFIX
 from tap_maptable.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -338,6 +339,14 @@ def _semantic_problems(config: dict[str, Any]) -> list[str]:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         problems.append(f"api_url: {url!r} is not an http(s) URL{_how_to_set('api_url')}")
+    elif parts.path.rstrip("/").endswith(API_PREFIX):
+        # The tap adds the API's paths itself: a URL copied from an endpoint doubled them, and
+        # the login's 404 read as "authentication failed: not found".
+        root = url[: url.rindex(API_PREFIX)]
+        problems.append(
+            f"api_url: give the API's root, {root!r}, without {API_PREFIX!r} (the tap adds the "
+            f"paths itself){_how_to_set('api_url')}"
+        )
     elif (
         parts.scheme == "http"
         and not config.get("allow_insecure_http")

@@ -146,8 +146,13 @@ class TableRowsStream(MapTableStream):
         """
         bookmark = self.stream_state
         self._done_earlier = continuing and done_in_run(bookmark, self._tap.run_started)
-        if self._done_earlier:
-            return ReadPlan(stream=self.name, table_id=self.table.table_id, done=True)
+        if self._done_earlier:  # its size still tells the time left how large tables are
+            return ReadPlan(
+                stream=self.name,
+                table_id=self.table.table_id,
+                expected_segments=last_size(bookmark),
+                done=True,
+            )
         # A resume point belongs to the run that wrote it: only that run's continuation uses it.
         resume = read_resume(bookmark) if continuing else None
         if resume is not None and resume.run != self._tap.run_started:

@@ -59,6 +59,7 @@ from tap_maptable.settings import (
     DEFAULT_SEGMENT_MEMORY_MB,
     SETTINGS_SCHEMA,
     check_config,
+    meltano_plugin,
     read_config_files,
 )
 from tap_maptable.sharing import (
@@ -135,14 +136,17 @@ def _unread_inputs_noted(ctx: click.Context, option: str, why: str) -> Iterator[
     """One WARNING naming the `--catalog`/`--state` that `option` did not read, if it ran.
 
     The SDK's callbacks end a successful `--discover` or `--test` with `ctx.exit()` (code 0);
-    any other end (an error, the option not given) says nothing.
+    any other end (an error, the option not given) says nothing. Under Meltano, which hands
+    its saved state to discovery itself, the line is DEBUG: nobody there can act on it, and a
+    WARNING in every incremental run's log would teach people to skip warnings.
     """
     try:
         yield
     except click.exceptions.Exit as done:
         unread = [f"--{name}" for name in ("catalog", "state") if ctx.params.get(name) is not None]
         if done.exit_code == 0 and unread:
-            LOGGER.warning("%s not read with %s: %s.", " and ".join(unread), option, why)
+            level = logging.DEBUG if meltano_plugin() else logging.WARNING
+            LOGGER.log(level, "%s not read with %s: %s.", " and ".join(unread), option, why)
         raise
 
 

@@ -42,6 +42,23 @@ def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     return make_sandbox()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Token files and the default SQLite budget go to a directory of the test session's.
+
+    Every sandbox listens on a port of its own, and a Meltano run (whose settings the tests do
+    not narrow) keeps one token file and one budget per port: left in the developer's
+    ~/.cache, a test session added hundreds.
+    """
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read the developer's own TAP_MAPTABLE_* variables."""

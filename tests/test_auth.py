@@ -130,6 +130,38 @@ def test_wrong_secret_ends_the_run_at_once_with_one_line(sandbox) -> None:
     assert "wrong-secret-value" not in run.stderr
 
 
+def test_under_meltano_s_structured_logs_the_last_line_is_an_error_record(
+    sandbox, tmp_path
+) -> None:
+    # Meltano reads the level of each JSON line and passes a plain line on as INFO: the reason
+    # a run failed showed as `[info]`. With the logging configuration Meltano 4 writes for a
+    # plugin that declares `structured-logging`, the last line is a record at level error.
+    log_config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"singer_formatter": {"()": "singer_sdk.logging.StructuredFormatter"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "singer_formatter",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["console"], "level": "INFO"},
+    }
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(log_config), encoding="utf-8")
+    config = {**tap_config(sandbox), "app_secret": "wrong-secret-value"}
+    run = run_cli(["--discover"], config, env={"SINGER_SDK_LOG_CONFIG": str(path)})
+    assert run.returncode == 1
+    last = json.loads(run.stderr.strip().splitlines()[-1])
+    assert last["level"] == "error", last
+    assert last["message"].startswith(
+        "tap-maptable: error: authentication failed: invalid appId or appSecret"
+    ), last
+    assert "wrong-secret-value" not in run.stderr
+
+
 def test_a_cached_token_saves_the_next_runs_login(sandbox, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     config = tap_config(sandbox, cache_tokens=True)

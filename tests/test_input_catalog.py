@@ -576,6 +576,14 @@ def test_discover_and_test_say_that_they_do_not_read_a_catalog_or_state(
     plain = run_cli(["--discover"], config)
     assert plain.returncode == 0
     assert "not read with" not in plain.stderr
+    # Meltano passes its saved state to discovery on every incremental run: not the user's doing.
+    meltano = run_cli(
+        ["--discover", "--state", str(tmp_path / "missing.json")],
+        config,
+        env={"MELTANO_EXTRACTOR_NAME": "tap-maptable"},
+    )
+    assert meltano.returncode == 0, meltano.stderr[-500:]
+    assert "not read with" not in meltano.stderr
 
 
 def test_discover_writes_the_sdk_s_text_one_entry_at_a_time(

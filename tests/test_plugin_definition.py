@@ -47,6 +47,7 @@ else:  # pragma: no cover - the tests run on 3.11+; tomli is there on 3.10 if th
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_FILE = REPO / "meltano-hub" / "extractors" / "tap-maptable" / "maptable.yml"
+LOADER_FILE = REPO / "meltano-hub" / "loaders" / "target-duckdb.yml"
 MELTANO = REPO / ".venv-meltano" / "bin" / "meltano"
 DEFINITIONS = ("meltano.yml", "hub")
 
@@ -453,3 +454,13 @@ def test_wheel_holds_the_tap_alone(tmp_path: Path) -> None:
     assert "maptable-sandbox" not in entry_points
     assert "tap-maptable = tap_maptable.cli:main" in entry_points
     assert "License-Expression: Apache-2.0" in wheel_metadata
+
+
+def test_the_loader_file_other_projects_add_is_this_project_s_target_duckdb() -> None:
+    # README's "Adding it to another Meltano project" adds the loader from this file: it must
+    # be the definition this project runs (its pinned duckdb, its batch settings), not a copy
+    # that drifts from it.
+    project = yaml.safe_load((REPO / "meltano.yml").read_text(encoding="utf-8"))
+    (ours,) = [p for p in project["plugins"]["loaders"] if p["name"] == "target-duckdb"]
+    added = yaml.safe_load(LOADER_FILE.read_text(encoding="utf-8"))
+    assert {k: v for k, v in added.items() if k not in {"variant", "label"}} == ours

@@ -91,6 +91,41 @@ def test_a_full_window_says_when_its_next_slot_frees(make_sandbox, caplog) -> No
     assert all(1 <= int(m["seconds"]) <= math.ceil(span) for m in waits)
 
 
+def test_a_continued_run_counts_its_unknown_tables_at_the_size_of_those_already_finished(
+    make_sandbox, caplog
+) -> None:
+    # The STATE of a stopped run that had finished two tables of four: the continuation reads
+    # only the other two, of unknown size, and used to say "at least 1 s left" for them although
+    # the STATE gives the finished tables' sizes.
+    sandbox = make_sandbox(
+        workspaces=1,
+        projects_per_workspace=2,
+        tables_per_project=2,
+        rate_limit=LIMIT,
+        rate_window=WINDOW,
+        rows_per_table=200,
+        segment_size=10,
+        latency_s=0.02,
+    )
+    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    state = sync(config).last_state
+    assert state is not None
+    state["run"]["complete"] = False
+    tables = sorted(s for s in state["bookmarks"] if s.startswith("table_t"))
+    assert {state["bookmarks"][s]["segments_last_read"] for s in tables} == {20}
+    for stream in tables[2:]:  # not finished, never read whole before: size unknown
+        del state["bookmarks"][stream]["read_in_run"]
+        del state["bookmarks"][stream]["segments_last_read"]
+    caplog.clear()
+    time.sleep(WINDOW)  # the first run's requests out of the sandbox's window
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        sync(config, state=state)
+    progress = _lines(caplog, PROGRESS)
+    assert progress, "no progress line in a run of several windows"
+    assert any(m["typical"] == "20" for m in progress), [m.string for m in progress]
+    assert all(m["estimate"] == "about" for m in progress), [m.string for m in progress]
+
+
 def test_a_run_shorter_than_a_window_logs_only_the_summary(sandbox, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="tap_maptable"):
         sync(tap_config(sandbox))

@@ -23,7 +23,9 @@ import pytest
 import yaml
 
 import tap_maptable
-from tests.e2e.support import MELTANO, REPO
+from tests.e2e.support import MELTANO, REPO, truth_rows
+from tests.e2e.warehouse import opened_duckdb
+from tests.helpers import APP_ID, APP_SECRET
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +39,10 @@ ADD = (
 SET_PIP_URL = "sed -i 's|^    pip_url: tap-maptable$|    pip_url: <pip_url>|' meltano.yml"
 INSTALL = "meltano install"
 ABOUT = "meltano invoke tap-maptable --about"
-README_COMMANDS = (ADD, SET_PIP_URL, INSTALL, ABOUT)
+# Then a loader and a first run.
+ADD_LOADER = "meltano add target-duckdb --from-ref <checkout>/meltano-hub/loaders/target-duckdb.yml"
+RUN = "meltano run tap-maptable target-duckdb"
+README_COMMANDS = (ADD, SET_PIP_URL, INSTALL, ABOUT, ADD_LOADER, RUN)
 
 
 def meltano_env() -> dict[str, str]:
@@ -48,7 +53,12 @@ def meltano_env() -> dict[str, str]:
 
 
 def run(
-    command: str, cwd: Path, *, timeout: float = 300, code: int = 0
+    command: str,
+    cwd: Path,
+    *,
+    timeout: float = 300,
+    code: int = 0,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run one README command (`meltano` is the pinned one); fail the test on another exit."""
     argv = shlex.split(command)
@@ -57,7 +67,7 @@ def run(
     result = subprocess.run(
         argv,
         cwd=cwd,
-        env=meltano_env(),
+        env={**meltano_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -134,6 +144,30 @@ def test_readme_commands_add_install_and_run_the_tap(kind: str, tmp_path: Path) 
     assert f"Version: {tap_maptable.__version__}" in about
     as_json = run(f"{ABOUT} --format=json", cwd=project).stdout
     assert json.loads(as_json)["name"] == "tap-maptable"
+
+
+def test_readme_loader_and_first_run_land_every_row_in_duckdb(make_sandbox, tmp_path: Path) -> None:
+    project = new_project(tmp_path)
+    run(ADD.replace(CHECKOUT, str(REPO)), cwd=project)
+    run(SET_PIP_URL.replace(PIP_URL, str(REPO)), cwd=project)
+    run(INSTALL, cwd=project)
+    run(ADD_LOADER.replace(CHECKOUT, str(REPO)), cwd=project)
+    (loader,) = plugins_of(project)["loaders"]
+    assert loader["pip_url"] == "target-duckdb==0.8.0 duckdb==1.1.3"
+
+    sandbox = make_sandbox()
+    env = {
+        "TAP_MAPTABLE_API_URL": sandbox.url,
+        "TAP_MAPTABLE_APP_ID": APP_ID,
+        "TAP_MAPTABLE_APP_SECRET": APP_SECRET,
+    }
+    run(RUN, cwd=project, env=env)
+    truth = truth_rows(sandbox)
+    with opened_duckdb(project / "output" / "warehouse.duckdb") as wh:
+        for stream, rows in truth.items():
+            sql = f'SELECT _row_id FROM maptable."{stream}"'  # noqa: S608 - a sandbox table
+            ids = [row_id for (row_id,) in wh.query(sql)]
+            assert sorted(ids) == sorted(rows), stream
 
 
 def test_under_meltano_a_missing_setting_names_the_meltano_command(tmp_path: Path) -> None:

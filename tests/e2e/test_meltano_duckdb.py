@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,8 @@ def test_full_table_run_resends_every_row_and_leaves_deleted_rows_stale(
     sandbox.data.delete_row(table.table_id, gone)
     before = batched(db, stream)
     full_env = {**env, "TAP_MAPTABLE__METADATA": FULL_TABLE_METADATA}
+    time.sleep(1.1)  # the time is noted to the second, as README's `date +'%F %T'`
+    noted = datetime.now().strftime("%Y-%m-%d %H:%M:%S")  # noqa: DTZ005 - the loader's clock
     run = meltano(["run", "--state-id-suffix", suffix, *PIPELINE], full_env)
 
     truth = truth_rows(sandbox)
@@ -147,6 +150,17 @@ def test_full_table_run_resends_every_row_and_leaves_deleted_rows_stale(
     after = batched(db, stream)
     assert set(after) == set(truth[stream]) | {gone}, "the deleted row is still in DuckDB"
     assert {r for r in after if after[r] == before[r]} == {gone}, "and only it was not reloaded"
+    # README's query finds exactly that row; comparing with the newest stamp would not.
+    with opened(db) as wh:
+        stale = wh.query(
+            f"SELECT _row_id FROM maptable.\"{stream}\" WHERE _sdc_batched_at < TIMESTAMP '{noted}'"
+        )
+        newest = wh.query(
+            f'SELECT _row_id FROM maptable."{stream}" WHERE _sdc_batched_at < '
+            f'(SELECT max(_sdc_batched_at) FROM maptable."{stream}")'
+        )
+    assert {row_id for (row_id,) in stale} == {gone}
+    assert len(newest) > 1, "every row is stamped at its own time"
 
 
 def _paced_pipeline(make_sandbox, tmp_path):

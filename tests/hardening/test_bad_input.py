@@ -30,6 +30,11 @@ CONFIG_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("window-zero", {"rate_limit_window_seconds": 0}, ["rate_limit_window_seconds"]),
     ("api_url-not-a-url", {"api_url": "not a url"}, ["api_url", "not an http(s) URL"]),
     ("api_url-ftp", {"api_url": "ftp://maptable.com"}, ["api_url", "not an http(s) URL"]),
+    (
+        "api_url-with-the-api-path",  # copied from an endpoint: its login was a 404
+        {"api_url": "http://127.0.0.1:8765/open/api/v1/"},
+        ["api_url: give the API's root, 'http://127.0.0.1:8765', without '/open/api/v1'"],
+    ),
     ("start_date-words", {"start_date": "yesterday"}, ["start_date", "RFC 3339"]),
     ("start_date-bad-day", {"start_date": "2024-13-45T00:00:00Z"}, ["start_date", "RFC 3339"]),
     ("start_date-number", {"start_date": 2024}, ["start_date must be a string"]),
