@@ -363,14 +363,8 @@ class Reader:
         return left if left is not None else 1
 
     def _largest_size(self) -> int | None:
-        """Segments of the largest table whose size is known: from STATE, or read whole now."""
-        sizes = [r.expected_segments for r in self._reads.values() if r.expected_segments]
-        sizes += [
-            r.fetched
-            for r in self._reads.values()
-            if r.fetched_all and r.error is None and r.from_start
-        ]
-        return max(sizes, default=None)
+        """Segments of the largest table whose size is known (`_size_known`)."""
+        return max((size for r in self._reads.values() if (size := _size_known(r))), default=None)
 
     def _has_room(self, read: TableRead) -> bool:
         if read.rank == _UNPLANNED:
