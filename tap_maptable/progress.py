@@ -5,9 +5,12 @@ orchestrator's) wants to know it is alive and when it will end. The tap can say,
 pace is set by a known budget: the requests left (each table's size from its last complete read,
 in the STATE) at the budget's rate, or at the rate answers come when MapTable is the slower.
 A table of unknown size (a first run) counts as the mean size of the tables read whole so far
-(in this run, or named by the STATE): the estimate says so. Before any is known it counts as one
-more request, and the estimate says "at least". The budget's part follows the window as it is:
-the slots taken in it free at known times, and a run's requests go out in bursts as they do.
+(in this run, or named by the STATE): the estimate says so. Before any is read whole, as the
+mean of what the tables being read are known to have so far: at 60 a minute a first table of
+300 segments is read for five minutes, during which a run of 1,000 tables could only say "at
+least 17 min" (one request a table) with hours left. Before a segment is in, each counts as
+one more request, and the estimate says "at least". The budget's part follows the window as it
+is: the slots taken in it free at known times, and a run's requests go out in bursts as they do.
 
 A run shorter than one window logs no progress line, only the summary: small runs stay short.
 """
@@ -35,6 +38,8 @@ class WorkLeft:
     unknown_tables: int  # tables whose size is not known (each may need more)
     longest_table: int  # requests of the table with the most left (its segments are serial)
     typical_size: int | None = None  # segments a table of unknown size is counted at
+    typical_from_whole: bool = True  # that count is the mean of tables read whole, or else of
+    # the segments the tables being read have so far
 
 
 def typical_size(sizes: list[int], reading: Iterable[int] = ()) -> int | None:
@@ -43,10 +48,12 @@ def typical_size(sizes: list[int], reading: Iterable[int] = ()) -> int | None:
     `reading`: the segments each table still being read is known to have (those fetched and
     one more), counted too where that is above the mean. Tables are read in the order they
     are written, not by size: when the first read whole are small ones, a large table half
-    read already shows the mean is more (below the mean, a part read says nothing).
+    read already shows the mean is more (below the mean, a part read says nothing). None read
+    whole yet: the mean of the parts read, the best guess there is (None before any).
     """
     if not sizes:
-        return None
+        parts = list(reading)
+        return math.ceil(sum(parts) / len(parts)) if parts else None
     mean = sum(sizes) / len(sizes)
     counted = [*sizes, *(size for size in reading if size > mean)]
     return math.ceil(sum(counted) / len(counted))
@@ -217,9 +224,10 @@ class Progress:
                 f"at least {duration(left)} left ({work.unknown_tables} table(s) of unknown size)"
             )
         else:
+            basis = "those read" if work.typical_from_whole else "those being read so far"
             estimate = (
                 f"about {duration(left)} left ({work.unknown_tables} table(s) of unknown size "
-                f"counted at {work.typical_size} segment(s), the mean of those read)"
+                f"counted at {work.typical_size} segment(s), the mean of {basis})"
             )
         elapsed = self._clock() - self._started
         tail = _counts_and_time_left(self._requests(), elapsed, estimate, work.requests, pace)

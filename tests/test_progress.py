@@ -22,7 +22,7 @@ PROGRESS = re.compile(
     r"Progress: (?P<done>\d+) of (?P<tables>\d+) tables, [\d,]+ rows sent, [\d,]+ requests "
     r"\(\d+ x 429\) in .+; (?P<estimate>about|at least) .+ left"
     r"(?: \(\d+ table\(s\) of unknown size(?: counted at (?P<typical>\d+) segment\(s\), the mean "
-    r"of those read)?\))?"
+    r"of (?P<basis>those read|those being read so far))?\))?"
 )
 WAIT = re.compile(
     rf"Request budget in use: {LIMIT} requests per {WINDOW:g} s reached; the next slot frees in "
@@ -52,9 +52,15 @@ def test_a_run_longer_than_a_window_says_how_far_it_is_and_ends_with_a_summary(
     assert progress, "no progress line in a run of several windows"
     assert all(int(m["tables"]) == tables for m in progress)
     # A first run: sizes unknown until a table is read whole; then counted at the mean size.
-    assert all(m["estimate"] == "at least" for m in progress if m["done"] == "0")
+    # Before, at the mean of what the tables being read have so far ("at least" before any).
+    early = [m for m in progress if m["done"] == "0"]
+    assert all(
+        m["basis"] == "those being read so far" if m["typical"] else m["estimate"] == "at least"
+        for m in early
+    ), [m.string for m in early]
     later = [m for m in progress if m["done"] != "0"]
     assert later, "no progress line after the first table"
+    assert all(m["basis"] != "those being read so far" for m in later)
     segments = {e.path for e in sandbox.requests if e.kind == "rows"}  # one path per table
     sizes = [sum(1 for e in sandbox.requests if e.path == path) for path in segments]
     assert len(set(sizes)) == 1  # the data set's tables are all of one size
@@ -89,6 +95,33 @@ def test_a_full_window_says_when_its_next_slot_frees(make_sandbox, caplog) -> No
     assert waits, "the budget was used up but no wait was said"
     span = WINDOW + BudgetSpec(LIMIT, WINDOW).margin_s  # a slot frees a window (and margin) on
     assert all(1 <= int(m["seconds"]) <= math.ceil(span) for m in waits)
+
+
+def test_before_any_table_is_read_whole_the_tables_being_read_give_the_size(
+    make_sandbox, caplog
+) -> None:
+    # A first run whose first table is large: for as long as it was read, every line said
+    # "at least" with one request per table left, whatever the tables being read had shown.
+    sandbox = make_sandbox(
+        workspaces=1,
+        projects_per_workspace=1,
+        tables_per_project=3,
+        rate_limit=LIMIT,
+        rate_window=WINDOW,
+        rows_per_table=300,
+        segment_size=10,
+        latency_s=0.02,
+    )
+    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        sync(config)
+    early = [m for m in _lines(caplog, PROGRESS) if m["done"] == "0" and m["typical"]]
+    assert early, [m.string for m in _lines(caplog, PROGRESS)]
+    assert all(m["basis"] == "those being read so far" for m in early)
+    assert all(m["estimate"] == "about" for m in early)
+    counted = [int(m["typical"]) for m in early]
+    assert counted == sorted(counted), counted  # it grows as the reads go on
+    assert max(counted) > 1
 
 
 def test_a_continued_run_counts_its_unknown_tables_at_the_size_of_those_already_finished(
@@ -220,7 +253,11 @@ def test_a_large_table_half_read_raises_the_size_unknown_tables_are_counted_at()
     assert typical_size([1, 1, 1], [41]) == 11  # (1 + 1 + 1 + 41) / 4
     assert typical_size([20, 20], [6, 12]) == 20  # a part read below the mean says nothing
     assert typical_size([20, 20], [6, 30]) == 24  # (20 + 20 + 30) / 3, rounded up
-    assert typical_size([], [41]) is None  # nothing read whole yet: "at least", as before
+    # Nothing read whole yet: the mean of the parts read (a first table of 300 segments said
+    # "at least" for minutes), rounded up; nothing read at all: None, "at least".
+    assert typical_size([], [41]) == 41
+    assert typical_size([], [6, 11]) == 9
+    assert typical_size([], []) is None
 
 
 def test_after_small_tables_a_large_one_being_read_lengthens_the_time_left(

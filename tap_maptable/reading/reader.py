@@ -524,10 +524,8 @@ class Reader:
         known = unknown = longest = 0
         with self._cond:
             reads = [read for read in self._reads.values() if read.rank != _UNPLANNED]
-            typical = typical_size(
-                [size for read in reads if (size := _size_known(read))],
-                [read.fetched + 1 for read in reads if _being_read(read)],
-            )
+            sizes = [size for read in reads if (size := _size_known(read))]
+            typical = typical_size(sizes, [read.fetched + 1 for read in reads if _being_read(read)])
             for read in reads:
                 if read.finished:
                     continue
@@ -537,7 +535,7 @@ class Reader:
                     left = requests_left(read.fetched, read.in_flight, typical)
                 known += left
                 longest = max(longest, left)
-        return WorkLeft(known, unknown, longest, typical if unknown else None)
+        return WorkLeft(known, unknown, longest, typical if unknown else None, bool(sizes))
 
     def read_of(self, stream: str) -> TableRead | None:
         """The planned read of `stream`, if the sync writes it."""
