@@ -6,11 +6,13 @@ pace is set by a known budget: the requests left (each table's size from its las
 in the STATE) at the budget's rate, or at the rate answers come when MapTable is the slower.
 A table of unknown size (a first run) counts as the mean size of the tables read whole so far
 (in this run, or named by the STATE): the estimate says so. Before any is read whole, as the
-mean of what the tables being read are known to have so far: at 60 a minute a first table of
-300 segments is read for five minutes, during which a run of 1,000 tables could only say "at
-least 17 min" (one request a table) with hours left. Before a segment is in, each counts as
-one more request, and the estimate says "at least". The budget's part follows the window as it
-is: the slots taken in it free at known times, and a run's requests go out in bursts as they do.
+most segments a table being read is known to have so far: at 60 a minute a first table of 300
+segments is read for five minutes, during which a run of 1,000 tables could only say "at least
+17 min" (one request a table) with hours left. Before a segment is in, each counts as one more
+request; and a table being read that has already gone past the count has at least one more.
+Either way the time left is then only a lower bound, and the line says "at least". The budget's
+part follows the window as it is: the slots taken in it free at known times, and a run's
+requests go out in bursts as they do.
 
 A run shorter than one window logs no progress line, only the summary: small runs stay short.
 """
@@ -38,8 +40,9 @@ class WorkLeft:
     unknown_tables: int  # tables whose size is not known (each may need more)
     longest_table: int  # requests of the table with the most left (its segments are serial)
     typical_size: int | None = None  # segments a table of unknown size is counted at
-    typical_from_whole: bool = True  # that count is the mean of tables read whole, or else of
-    # the segments the tables being read have so far
+    typical_from_whole: bool = True  # that count is the mean of tables read whole, or else the
+    # most segments a table being read has so far
+    lower_bound: bool = False  # some table may need more than counted: "at least"
 
 
 def typical_size(sizes: list[int], reading: Iterable[int] = ()) -> int | None:
@@ -49,11 +52,11 @@ def typical_size(sizes: list[int], reading: Iterable[int] = ()) -> int | None:
     one more), counted too where that is above the mean. Tables are read in the order they
     are written, not by size: when the first read whole are small ones, a large table half
     read already shows the mean is more (below the mean, a part read says nothing). None read
-    whole yet: the mean of the parts read, the best guess there is (None before any).
+    whole yet: the largest part read, the best guess there is (None before any): each part is
+    less than its table, and most tables being read then have only their first segment.
     """
     if not sizes:
-        parts = list(reading)
-        return math.ceil(sum(parts) / len(parts)) if parts else None
+        return max(reading, default=None)
     mean = sum(sizes) / len(sizes)
     counted = [*sizes, *(size for size in reading if size > mean)]
     return math.ceil(sum(counted) / len(counted))
@@ -122,18 +125,21 @@ def discovery_line(  # noqa: PLR0913 - keyword-only, each a count the tap has
     free, frees_in = window
     seconds = seconds_left(WorkLeft(left, 0, 1), pace, free, frees_in) if left else 0.0
     estimate = f"about {duration(max(1.0, seconds))} left"
-    tail = _counts_and_time_left(requests, elapsed, estimate, left, pace)
+    tail = _counts_and_time_left(requests, elapsed, estimate, f"{left:,}", pace)
     return f"Discovery: {done:,} of {total:,} tables' columns read, {tail}"
 
 
 def _counts_and_time_left(
-    requests: tuple[int, int], elapsed: float, estimate: str, left: int, pace: Pace
+    requests: tuple[int, int], elapsed: float, estimate: str, to_go: str, pace: Pace
 ) -> str:
-    """The part a progress line and a discovery line share (README's examples parse it)."""
+    """The part a progress line and a discovery line share (README's examples parse it).
+
+    `to_go`: the requests left, as said (`1,234`, or `at least 12` when that is a bound).
+    """
     sent, limited = requests
     return (
         f"{sent:,} requests ({limited} x 429) in {duration(elapsed)}; {estimate}: "
-        f"{left:,} request(s) to go at {pace.limit} per {pace.window_s:g} s."
+        f"{to_go} request(s) to go at {pace.limit} per {pace.window_s:g} s."
     )
 
 
@@ -217,20 +223,21 @@ class Progress:
         pace = self._pace()
         work = self._work_left()
         left = max(1.0, seconds_left(work, pace, free, frees_in)) if work.requests else 0.0
-        if not work.unknown_tables:
-            estimate = f"about {duration(left)} left"
-        elif work.typical_size is None:
-            estimate = (
-                f"at least {duration(left)} left ({work.unknown_tables} table(s) of unknown size)"
-            )
-        else:
-            basis = "those read" if work.typical_from_whole else "those being read so far"
-            estimate = (
-                f"about {duration(left)} left ({work.unknown_tables} table(s) of unknown size "
-                f"counted at {work.typical_size} segment(s), the mean of {basis})"
-            )
+        bound = "at least" if work.lower_bound else "about"
+        estimate = f"{bound} {duration(left)} left"
+        if work.unknown_tables:
+            estimate += f" ({work.unknown_tables} table(s) of unknown size"
+            if work.typical_size is not None:
+                basis = (
+                    "the mean of those read"
+                    if work.typical_from_whole
+                    else "the most a table being read has so far"
+                )
+                estimate += f" counted at {work.typical_size} segment(s), {basis}"
+            estimate += ")"
         elapsed = self._clock() - self._started
-        tail = _counts_and_time_left(self._requests(), elapsed, estimate, work.requests, pace)
+        to_go = f"{bound} {work.requests:,}" if work.lower_bound else f"{work.requests:,}"
+        tail = _counts_and_time_left(self._requests(), elapsed, estimate, to_go, pace)
         return f"Progress: {self._tables_text()}, {self.rows:,} rows sent, {tail}"
 
     def summary(self) -> str:

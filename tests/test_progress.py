@@ -19,15 +19,17 @@ from tests.helpers import discover, sync, tap_config
 
 LIMIT, WINDOW = 10, 1.0
 PROGRESS = re.compile(
-    r"Progress: (?P<done>\d+) of (?P<tables>\d+) tables, [\d,]+ rows sent, [\d,]+ requests "
-    r"\(\d+ x 429\) in .+; (?P<estimate>about|at least) .+ left"
-    r"(?: \(\d+ table\(s\) of unknown size(?: counted at (?P<typical>\d+) segment\(s\), the mean "
-    r"of (?P<basis>those read|those being read so far))?\))?"
+    r"Progress: (?P<done>\d+) of (?P<tables>\d+) tables, (?P<rows>[\d,]+) rows sent, "
+    r"[\d,]+ requests \(\d+ x 429\) in .+; (?P<estimate>about|at least) .+ left"
+    r"(?: \(\d+ table\(s\) of unknown size(?: counted at (?P<typical>\d+) segment\(s\), "
+    r"(?P<basis>the mean of those read|the most a table being read has so far))?\))?: "
+    r"(?P<to_go>(?:at least )?[\d,]+) request\(s\) to go"
 )
 WAIT = re.compile(
     rf"Request budget in use: {LIMIT} requests per {WINDOW:g} s reached; the next slot frees in "
     r"(?P<seconds>\d+) s \(this is normal pacing, not an error\)\."
 )
+BEING_READ = "the most a table being read has so far"
 SUMMARY = re.compile(
     r"Run complete: (?P<done>\d+) of (?P<tables>\d+) tables, (?P<rows>[\d,]+) rows sent, "
     r"(?P<requests>[\d,]+) requests, (?P<limited>\d+) x 429, in .+\."
@@ -52,15 +54,16 @@ def test_a_run_longer_than_a_window_says_how_far_it_is_and_ends_with_a_summary(
     assert progress, "no progress line in a run of several windows"
     assert all(int(m["tables"]) == tables for m in progress)
     # A first run: sizes unknown until a table is read whole; then counted at the mean size.
-    # Before, at the mean of what the tables being read have so far ("at least" before any).
+    # Before, at the most a table being read has so far ("at least" before any segment).
     early = [m for m in progress if m["done"] == "0"]
     assert all(
-        m["basis"] == "those being read so far" if m["typical"] else m["estimate"] == "at least"
-        for m in early
+        m["basis"] == BEING_READ if m["typical"] else m["estimate"] == "at least" for m in early
     ), [m.string for m in early]
     later = [m for m in progress if m["done"] != "0"]
     assert later, "no progress line after the first table"
-    assert all(m["basis"] != "those being read so far" for m in later)
+    assert all(m["basis"] != BEING_READ for m in later)
+    # "at least" says so of the requests to go too.
+    assert all(m["to_go"].startswith("at least") == (m["estimate"] == "at least") for m in progress)
     segments = {e.path for e in sandbox.requests if e.kind == "rows"}  # one path per table
     sizes = [sum(1 for e in sandbox.requests if e.path == path) for path in segments]
     assert len(set(sizes)) == 1  # the data set's tables are all of one size
@@ -117,8 +120,7 @@ def test_before_any_table_is_read_whole_the_tables_being_read_give_the_size(
         sync(config)
     early = [m for m in _lines(caplog, PROGRESS) if m["done"] == "0" and m["typical"]]
     assert early, [m.string for m in _lines(caplog, PROGRESS)]
-    assert all(m["basis"] == "those being read so far" for m in early)
-    assert all(m["estimate"] == "about" for m in early)
+    assert all(m["basis"] == BEING_READ for m in early)
     counted = [int(m["typical"]) for m in early]
     assert counted == sorted(counted), counted  # it grows as the reads go on
     assert max(counted) > 1
@@ -253,10 +255,11 @@ def test_a_large_table_half_read_raises_the_size_unknown_tables_are_counted_at()
     assert typical_size([1, 1, 1], [41]) == 11  # (1 + 1 + 1 + 41) / 4
     assert typical_size([20, 20], [6, 12]) == 20  # a part read below the mean says nothing
     assert typical_size([20, 20], [6, 30]) == 24  # (20 + 20 + 30) / 3, rounded up
-    # Nothing read whole yet: the mean of the parts read (a first table of 300 segments said
-    # "at least" for minutes), rounded up; nothing read at all: None, "at least".
+    # Nothing read whole yet: the largest part read (a first table of 300 segments said "at
+    # least" for minutes; the others being read have mostly their first segment only); nothing
+    # read at all: None, "at least".
     assert typical_size([], [41]) == 41
-    assert typical_size([], [6, 11]) == 9
+    assert typical_size([], [2, 2, 12]) == 12
     assert typical_size([], []) is None
 
 
@@ -286,3 +289,37 @@ def test_after_small_tables_a_large_one_being_read_lengthens_the_time_left(
     while_large = [m for m in _lines(caplog, PROGRESS) if m["done"] == "2" and m["typical"]]
     assert while_large, [m.string for m in _lines(caplog, PROGRESS)]
     assert max(int(m["typical"]) for m in while_large) > 1, [m.string for m in while_large]
+
+
+def test_a_table_gone_past_the_size_counted_makes_the_time_left_a_lower_bound(
+    make_sandbox, caplog
+) -> None:
+    # The last table written is 12 times the others: once it had fetched more segments than
+    # the tables were counted at, every line said "about 1 s left" for a minute.
+    layout = {"workspaces": 1, "projects_per_workspace": 1, "tables_per_project": 4}
+    probe = make_sandbox(**layout, rows_per_table=50, segment_size=10, rate_limit=0)
+    unthrottled = tap_config(probe, requests_per_minute=6000)
+    written = [m["stream"] for m in sync(unthrottled).messages if m["type"] == "SCHEMA"]
+    last = [s.removeprefix("table_") for s in written if s.startswith("table_t")][-1]
+    sandbox = make_sandbox(
+        **layout,
+        rows_per_table=50,
+        segment_size=10,
+        table_rows={last: 600},
+        rate_limit=LIMIT,
+        rate_window=WINDOW,
+        latency_s=0.02,
+    )
+    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    with caplog.at_level(logging.INFO, logger="tap_maptable"):
+        sync(config)
+    while_last = [m for m in _lines(caplog, PROGRESS) if m["done"] == "3"]
+    assert len(while_last) >= 3, [m.string for m in _lines(caplog, PROGRESS)]
+    # Segments of the last table written (each of 10 rows) are fewer than those fetched.
+    past = [
+        m
+        for m in while_last
+        if m["typical"] and (int(m["rows"].replace(",", "")) - 150) // 10 >= int(m["typical"])
+    ]
+    assert past, [m.string for m in while_last]
+    assert all(m["estimate"] == "at least" for m in past), [m.string for m in past]

@@ -526,6 +526,7 @@ class Reader:
             reads = [read for read in self._reads.values() if read.rank != _UNPLANNED]
             sizes = [size for read in reads if (size := _size_known(read))]
             typical = typical_size(sizes, [read.fetched + 1 for read in reads if _being_read(read)])
+            beyond = False  # a table of unknown size already past the count: it has more
             for read in reads:
                 if read.finished:
                     continue
@@ -533,9 +534,17 @@ class Reader:
                 if left is None:
                     unknown += 1
                     left = requests_left(read.fetched, read.in_flight, typical)
+                    beyond = beyond or typical is None or read.fetched >= typical
                 known += left
                 longest = max(longest, left)
-        return WorkLeft(known, unknown, longest, typical if unknown else None, bool(sizes))
+        return WorkLeft(
+            known,
+            unknown,
+            longest,
+            typical if unknown else None,
+            typical_from_whole=bool(sizes),
+            lower_bound=beyond,
+        )
 
     def read_of(self, stream: str) -> TableRead | None:
         """The planned read of `stream`, if the sync writes it."""
