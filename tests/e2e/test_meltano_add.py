@@ -42,7 +42,8 @@ ABOUT = "meltano invoke tap-maptable --about"
 # Then a loader and a first run.
 ADD_LOADER = "meltano add target-duckdb --from-ref <checkout>/meltano-hub/loaders/target-duckdb.yml"
 RUN = "meltano run tap-maptable target-duckdb"
-README_COMMANDS = (ADD, SET_PIP_URL, INSTALL, ABOUT, ADD_LOADER, RUN)
+ADD_JOB = 'meltano job add maptable-to-duckdb --tasks "tap-maptable target-duckdb"'
+README_COMMANDS = (ADD, SET_PIP_URL, INSTALL, ABOUT, ADD_LOADER, RUN, ADD_JOB)
 
 
 def meltano_env() -> dict[str, str]:
@@ -168,6 +169,10 @@ def test_readme_loader_and_first_run_land_every_row_in_duckdb(make_sandbox, tmp_
             sql = f'SELECT _row_id FROM maptable."{stream}"'  # noqa: S608 - a sandbox table
             ids = [row_id for (row_id,) in wh.query(sql)]
             assert sorted(ids) == sorted(rows), stream
+    # The same pipeline as a named job, as README says to add it: an incremental run.
+    run(ADD_JOB, cwd=project)
+    second = run("meltano run maptable-to-duckdb", cwd=project, env=env)
+    assert "Run complete" in second.stdout + second.stderr
 
 
 def test_under_meltano_a_missing_setting_names_the_meltano_command(tmp_path: Path) -> None:
