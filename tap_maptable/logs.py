@@ -95,12 +95,17 @@ def last_line(line: str, level: int) -> None:
     Standalone it is a plain line on stderr, whatever the log's format: README gives it to
     scripts. Under Meltano with the SDK's structured logs (`structured-logging`), Meltano reads
     each JSON line's level and passes a plain line on as INFO: a failed run's reason then
-    hid among INFO lines, where alerts on errors missed it. There it goes through the tap's
-    logger as a record of its level.
+    hid among INFO lines, where alerts on errors missed it. There it is a record of its level,
+    in that format, written whatever the log's level (`meltano --log-level=error` would drop a
+    warning's record; the last line is never dropped).
     """
-    if any(isinstance(h.formatter, StructuredFormatter) for h in _handlers()):
-        logging.getLogger("tap-maptable").log(level, "%s", line)
-        return
+    structured = next(
+        (h.formatter for h in _handlers() if isinstance(h.formatter, StructuredFormatter)), None
+    )
+    if structured is not None:
+        logger = logging.getLogger("tap-maptable")
+        record = logger.makeRecord(logger.name, level, __file__, 0, "%s", (line,), None)
+        line = structured.format(record)
     sys.stderr.write(line + "\n")
 
 

@@ -8,11 +8,12 @@ A table of unknown size (a first run) counts as the mean size of the tables read
 (in this run, or named by the STATE): the estimate says so. Before any is read whole, as the
 most segments a table being read is known to have so far: at 60 a minute a first table of 300
 segments is read for five minutes, during which a run of 1,000 tables could only say "at least
-17 min" (one request a table) with hours left. Before a segment is in, each counts as one more
-request; and a table being read that has already gone past the count has at least one more.
-Either way the time left is then only a lower bound, and the line says "at least". The budget's
-part follows the window as it is: the slots taken in it free at known times, and a run's
-requests go out in bursts as they do.
+17 min" (one request a table) with hours left. Before any size is guessed, each counts as one
+more request: the time left is then a lower bound, and the line says "at least". A table being
+read that has reached the count it is counted at is counted at one more request, and may need
+many more: the line says how many such tables there are. The budget's part follows the window
+as it is: the slots taken in it free at known times, and a run's requests go out in bursts as
+they do.
 
 A run shorter than one window logs no progress line, only the summary: small runs stay short.
 """
@@ -42,7 +43,8 @@ class WorkLeft:
     typical_size: int | None = None  # segments a table of unknown size is counted at
     typical_from_whole: bool = True  # that count is the mean of tables read whole, or else the
     # most segments a table being read has so far
-    lower_bound: bool = False  # some table may need more than counted: "at least"
+    lower_bound: bool = False  # every table is counted at its fewest requests: "at least"
+    at_count: int = 0  # tables being read that reached the count: each may need more than one
 
 
 def typical_size(sizes: list[int], reading: Iterable[int] = ()) -> int | None:
@@ -234,6 +236,8 @@ class Progress:
                     else "the most a table being read has so far"
                 )
                 estimate += f" counted at {work.typical_size} segment(s), {basis}"
+                if work.at_count:
+                    estimate += f"; {work.at_count} being read reached that and may need more"
             estimate += ")"
         elapsed = self._clock() - self._started
         to_go = f"{bound} {work.requests:,}" if work.lower_bound else f"{work.requests:,}"

@@ -339,10 +339,14 @@ def _semantic_problems(config: dict[str, Any]) -> list[str]:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         problems.append(f"api_url: {url!r} is not an http(s) URL{_how_to_set('api_url')}")
-    elif parts.path.rstrip("/").endswith(API_PREFIX):
+    elif API_PREFIX in parts.path:
         # The tap adds the API's paths itself: a URL copied from an endpoint doubled them, and
         # the login's 404 read as "authentication failed: not found".
-        root = url[: url.rindex(API_PREFIX)]
+        # From the parts, never the netloc: a user:password in the URL is not echoed.
+        port = f":{parts.port}" if parts.port else ""
+        root = (
+            f"{parts.scheme}://{parts.hostname}{port}{parts.path[: parts.path.index(API_PREFIX)]}"
+        )
         problems.append(
             f"api_url: give the API's root, {root!r}, without {API_PREFIX!r} (the tap adds the "
             f"paths itself){_how_to_set('api_url')}"

@@ -130,12 +130,14 @@ def test_wrong_secret_ends_the_run_at_once_with_one_line(sandbox) -> None:
     assert "wrong-secret-value" not in run.stderr
 
 
+@pytest.mark.parametrize("root_level", ["INFO", "CRITICAL"])
 def test_under_meltano_s_structured_logs_the_last_line_is_an_error_record(
-    sandbox, tmp_path
+    sandbox, tmp_path, root_level
 ) -> None:
     # Meltano reads the level of each JSON line and passes a plain line on as INFO: the reason
     # a run failed showed as `[info]`. With the logging configuration Meltano 4 writes for a
-    # plugin that declares `structured-logging`, the last line is a record at level error.
+    # plugin that declares `structured-logging`, the last line is a record at level error,
+    # whatever the log's level (`meltano --log-level=critical` sets the root's).
     log_config = {
         "version": 1,
         "disable_existing_loggers": False,
@@ -147,7 +149,7 @@ def test_under_meltano_s_structured_logs_the_last_line_is_an_error_record(
                 "stream": "ext://sys.stderr",
             }
         },
-        "root": {"handlers": ["console"], "level": "INFO"},
+        "root": {"handlers": ["console"], "level": root_level},
     }
     path = tmp_path / "logging.json"
     path.write_text(json.dumps(log_config), encoding="utf-8")

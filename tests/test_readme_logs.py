@@ -31,7 +31,7 @@ def logs_example() -> list[str]:
 
 PROGRESS = re.compile(
     r"Progress: \d+ of \d+ tables, [\d,]+ rows sent, [\d,]+ requests \(\d+ x 429\) in .+; "
-    r"(about|at least) .+ left.*: [\d,]+ request\(s\) to go at \d+ per [\d.]+ s\."
+    r"(about|at least) .+ left.*: (?:at least )?[\d,]+ request\(s\) to go at \d+ per [\d.]+ s\."
 )
 SUMMARY = re.compile(
     r"Run complete: \d+ of \d+ tables, [\d,]+ rows sent, [\d,]+ requests, \d+ x 429, in .+\."

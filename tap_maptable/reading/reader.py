@@ -113,8 +113,10 @@ class TableRead:
         return self.fetched_all or self.error is not None or self.abandoned
 
     def remaining(self) -> int | None:
-        """Requests still to send for it, when its size is known."""
-        if self.expected_segments is None or self.fetched >= self.expected_segments:
+        """Requests still to send for it, when its size is known (None once finished)."""
+        if self.finished or self.expected_segments is None:
+            return None
+        if self.fetched >= self.expected_segments:
             return None
         return self.expected_segments - self.fetched - (1 if self.in_flight else 0)
 
@@ -526,7 +528,7 @@ class Reader:
             reads = [read for read in self._reads.values() if read.rank != _UNPLANNED]
             sizes = [size for read in reads if (size := _size_known(read))]
             typical = typical_size(sizes, [read.fetched + 1 for read in reads if _being_read(read)])
-            beyond = False  # a table of unknown size already past the count: it has more
+            at_count = 0  # tables of unknown size being read, counted at their last request
             for read in reads:
                 if read.finished:
                     continue
@@ -534,7 +536,8 @@ class Reader:
                 if left is None:
                     unknown += 1
                     left = requests_left(read.fetched, read.in_flight, typical)
-                    beyond = beyond or typical is None or read.fetched >= typical
+                    if typical is not None and read.fetched + 1 >= typical and _being_read(read):
+                        at_count += 1
                 known += left
                 longest = max(longest, left)
         return WorkLeft(
@@ -543,7 +546,8 @@ class Reader:
             longest,
             typical if unknown else None,
             typical_from_whole=bool(sizes),
-            lower_bound=beyond,
+            lower_bound=bool(unknown) and typical is None,
+            at_count=at_count,
         )
 
     def read_of(self, stream: str) -> TableRead | None:

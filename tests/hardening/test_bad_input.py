@@ -35,6 +35,11 @@ CONFIG_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         {"api_url": "http://127.0.0.1:8765/open/api/v1/"},
         ["api_url: give the API's root, 'http://127.0.0.1:8765', without '/open/api/v1'"],
     ),
+    (
+        "api_url-an-endpoint-with-credentials",  # the whole endpoint; the password not echoed
+        {"api_url": "https://u:pw-in-url@maptable.example:8443/open/api/v1/auth/"},
+        ["api_url: give the API's root, 'https://maptable.example:8443', without"],
+    ),
     ("start_date-words", {"start_date": "yesterday"}, ["start_date", "RFC 3339"]),
     ("start_date-bad-day", {"start_date": "2024-13-45T00:00:00Z"}, ["start_date", "RFC 3339"]),
     ("start_date-number", {"start_date": 2024}, ["start_date must be a string"]),
@@ -84,6 +89,7 @@ def _assert_refused(run: Run, sandbox, prefix: str, *names: str) -> str:
 def test_a_bad_setting_is_refused_in_one_line_before_any_request(sandbox, change, named) -> None:
     run = run_cli(["--discover"], {**tap_config(sandbox), **change})
     last = _assert_refused(run, sandbox, "config", *named)
+    assert "pw-in-url" not in run.stderr + run.stdout  # a password in api_url is never echoed
     assert "Decimal" not in last  # the SDK reads numbers as Decimal; users wrote plain numbers
 
 
