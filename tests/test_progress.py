@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import time
+from typing import Any
 
 import pytest
 
@@ -41,13 +42,26 @@ def _lines(caplog: pytest.LogCaptureFixture, pattern: re.Pattern[str]) -> list[r
     return [m for r in caplog.records if (m := pattern.search(r.getMessage()))]
 
 
+def _paced(make_sandbox: Any, **options: Any) -> tuple[Any, dict[str, Any]]:
+    """A strict sandbox at LIMIT per WINDOW (segments of 10 rows, 0.02 s an answer), and a
+    tap paced to match."""
+    defaults = {"rate_limit": LIMIT, "rate_window": WINDOW, "segment_size": 10, "latency_s": 0.02}
+    sandbox = make_sandbox(**{**defaults, **options})
+    return sandbox, tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+
+
+def _written_order(make_sandbox: Any, **data: Any) -> list[str]:
+    """The table ids of this data set in the order a sync writes them (unthrottled, aside)."""
+    probe = make_sandbox(**data, segment_size=10, rate_limit=0)
+    run = sync(tap_config(probe, requests_per_minute=6000))
+    streams = [m["stream"] for m in run.messages if m["type"] == "SCHEMA"]
+    return [s.removeprefix("table_") for s in streams if s.startswith("table_t")]
+
+
 def test_a_run_longer_than_a_window_says_how_far_it_is_and_ends_with_a_summary(
     make_sandbox, caplog
 ) -> None:
-    sandbox = make_sandbox(
-        rate_limit=LIMIT, rate_window=WINDOW, rows_per_table=50, segment_size=10, latency_s=0.02
-    )
-    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    sandbox, config = _paced(make_sandbox, rows_per_table=50)
     with caplog.at_level(logging.INFO, logger="tap_maptable"):
         first = sync(config)
     tables = len(sandbox.data.tables())
@@ -104,17 +118,13 @@ def test_before_any_table_is_read_whole_the_tables_being_read_give_the_size(
 ) -> None:
     # A first run whose first table is large: for as long as it was read, every line said
     # "at least" with one request per table left, whatever the tables being read had shown.
-    sandbox = make_sandbox(
+    _, config = _paced(
+        make_sandbox,
         workspaces=1,
         projects_per_workspace=1,
         tables_per_project=3,
-        rate_limit=LIMIT,
-        rate_window=WINDOW,
         rows_per_table=300,
-        segment_size=10,
-        latency_s=0.02,
     )
-    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
     with caplog.at_level(logging.INFO, logger="tap_maptable"):
         sync(config)
     early = [m for m in _lines(caplog, PROGRESS) if m["basis"] == BEING_READ]
@@ -134,17 +144,13 @@ def test_a_continued_run_counts_its_unknown_tables_at_the_size_of_those_already_
     # The STATE of a stopped run that had finished two tables of four: the continuation reads
     # only the other two, of unknown size, and used to say "at least 1 s left" for them although
     # the STATE gives the finished tables' sizes.
-    sandbox = make_sandbox(
+    _, config = _paced(
+        make_sandbox,
         workspaces=1,
         projects_per_workspace=2,
         tables_per_project=2,
-        rate_limit=LIMIT,
-        rate_window=WINDOW,
         rows_per_table=200,
-        segment_size=10,
-        latency_s=0.02,
     )
-    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
     state = sync(config).last_state
     assert state is not None
     state["run"]["complete"] = False
@@ -271,21 +277,11 @@ def test_after_small_tables_a_large_one_being_read_lengthens_the_time_left(
     # The first two tables written have one segment, the others 20. Once the small ones were
     # read whole the tables not yet read were counted at their mean, one segment, for as long
     # as the first large one was being read.
-    layout = {"workspaces": 1, "projects_per_workspace": 1, "tables_per_project": 4}
-    probe = make_sandbox(**layout, rows_per_table=200, segment_size=10, rate_limit=0)
-    unthrottled = tap_config(probe, requests_per_minute=6000)
-    written = [m["stream"] for m in sync(unthrottled).messages if m["type"] == "SCHEMA"]
-    tables = [s.removeprefix("table_") for s in written if s.startswith("table_t")]
-    sandbox = make_sandbox(
-        **layout,
-        rows_per_table=200,
-        segment_size=10,
-        table_rows={tables[0]: 5, tables[1]: 5},
-        rate_limit=LIMIT,
-        rate_window=WINDOW,
-        latency_s=0.02,
+    data = {"workspaces": 1, "projects_per_workspace": 1, "tables_per_project": 4}
+    tables = _written_order(make_sandbox, **data, rows_per_table=200)
+    _, config = _paced(
+        make_sandbox, **data, rows_per_table=200, table_rows={tables[0]: 5, tables[1]: 5}
     )
-    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
     with caplog.at_level(logging.INFO, logger="tap_maptable"):
         sync(config)
     while_large = [m for m in _lines(caplog, PROGRESS) if m["done"] == "2" and m["typical"]]
@@ -300,21 +296,9 @@ def test_a_table_being_read_past_the_size_counted_is_named_in_the_line(
     # the tables were counted at, every line said "about 1 s left" for a minute. The count is a
     # guess, not a bound ("at least" would be false of the others): the line says that table
     # may need more.
-    layout = {"workspaces": 1, "projects_per_workspace": 1, "tables_per_project": 4}
-    probe = make_sandbox(**layout, rows_per_table=50, segment_size=10, rate_limit=0)
-    unthrottled = tap_config(probe, requests_per_minute=6000)
-    written = [m["stream"] for m in sync(unthrottled).messages if m["type"] == "SCHEMA"]
-    last = [s.removeprefix("table_") for s in written if s.startswith("table_t")][-1]
-    sandbox = make_sandbox(
-        **layout,
-        rows_per_table=50,
-        segment_size=10,
-        table_rows={last: 600},
-        rate_limit=LIMIT,
-        rate_window=WINDOW,
-        latency_s=0.02,
-    )
-    config = tap_config(sandbox, requests_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)
+    data = {"workspaces": 1, "projects_per_workspace": 1, "tables_per_project": 4}
+    last = _written_order(make_sandbox, **data, rows_per_table=50)[-1]
+    _, config = _paced(make_sandbox, **data, rows_per_table=50, table_rows={last: 600})
     with caplog.at_level(logging.INFO, logger="tap_maptable"):
         sync(config)
     while_last = [m for m in _lines(caplog, PROGRESS) if m["done"] == "3"]
