@@ -114,9 +114,11 @@ class TableRead:
 
     def remaining(self) -> int | None:
         """Requests still to send for it, when its size is known (None once finished)."""
-        if self.finished or self.expected_segments is None:
-            return None
-        if self.fetched >= self.expected_segments:
+        if (
+            self.finished
+            or self.expected_segments is None
+            or self.fetched >= self.expected_segments
+        ):
             return None
         return self.expected_segments - self.fetched - (1 if self.in_flight else 0)
 
